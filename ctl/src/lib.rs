@@ -1,0 +1,1 @@
+//! taskmasterctl as a library. STUB.

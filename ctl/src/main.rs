@@ -1,0 +1,2 @@
+//! `taskmasterctl`. STUB.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The pure per-instance state machine (no IO, no actix). STUB.

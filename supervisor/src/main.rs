@@ -1,0 +1,3 @@
+//! `taskmasterd`: the daemon binary. STUB.
+
+fn main() {}
