@@ -9,10 +9,12 @@ pub mod actors;
 pub mod auth;
 pub mod config;
 pub mod eventlog;
+pub mod pidfile;
+pub mod reload;
 
 use actix::{Actor, Addr, System};
 use actors::reaper::{ChildTable, Reaper};
-use actors::registry::{Registry, RegistryInit, Shutdown};
+use actors::registry::{Registry, RegistryInit, Reload, Shutdown};
 use std::io;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -51,9 +53,10 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
                 tokio::select! {
                     Some(()) = term.recv() => shutdown(&registry, "SIGTERM"),
                     Some(()) = int.recv() => shutdown(&registry, "SIGINT"),
-                    Some(()) = hup.recv() => {
-                        tracing::warn!("SIGHUP received: reload is not supported by this build yet");
-                    }
+                    // tokio coalesces a burst of SIGHUPs into one wake-up, and
+                    // each reload is synchronous in the Registry: a burst is
+                    // one or a few reloads, never interleaved ones.
+                    Some(()) = hup.recv() => registry.do_send(Reload),
                     else => break,
                 }
             }
