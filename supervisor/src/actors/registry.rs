@@ -511,8 +511,10 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // The mailbox of the root must never make a session wait.
-        ctx.set_mailbox_capacity(usize::MAX);
+        // Sessions and signals use `send`/`do_send`; a roomy mailbox keeps a
+        // burst of 256 sessions from queueing behind each other. (actix adds
+        // the sender count to this, so it must stay far from usize::MAX.)
+        ctx.set_mailbox_capacity(4096);
         if let Some((listener, token)) = self.pending_listener.take() {
             match Listener::new(listener, token, ctx.address()) {
                 Ok(l) => self.listener = Some(l.start()),
