@@ -8,6 +8,7 @@
 pub mod actors;
 pub mod auth;
 pub mod config;
+pub mod daemonize;
 pub mod eventlog;
 pub mod pidfile;
 pub mod reload;
@@ -25,6 +26,9 @@ pub struct DaemonInit {
     pub listener: std::net::TcpListener,
     pub token: auth::Token,
     pub event_log: Option<eventlog::EventLog>,
+    /// Told `ready` once the actors are up (the `--daemonize` launcher waits
+    /// on it, so `taskmasterd -d && taskmasterctl status` always works).
+    pub ready: Option<std::fs::File>,
 }
 
 /// Runs the daemon until it is shut down (SIGTERM, SIGINT, or a client's
@@ -34,6 +38,7 @@ pub struct DaemonInit {
 /// arrived before would otherwise take its default action and kill us.
 pub fn run(init: DaemonInit) -> io::Result<i32> {
     let system = System::new();
+    let ready = init.ready;
     let started: io::Result<()> = system.block_on(async move {
         let children = ChildTable::default();
         let mut term = signal(SignalKind::terminate())?;
@@ -64,6 +69,11 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
         Ok(())
     });
     started?;
+    if let Some(mut ready) = ready {
+        use std::io::Write;
+        // The launcher may be gone already; nothing to do about it then.
+        let _ = ready.write_all(b"ready\n");
+    }
     system.run_with_code()
 }
 
