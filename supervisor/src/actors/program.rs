@@ -1,1 +1,329 @@
-//! STUB
+//! ProgramActor: one per program (`programs.NAME`), owner of its instances.
+//!
+//! It creates `numprocs` [`ProcessActor`]s (`NAME:0` …), starts them when
+//! `autostart` is set, and fans control requests out to the instances a
+//! target selects, gathering their answers in index order. On reload it is
+//! the one that scales in place (new indexes started, highest indexes
+//! retired), applies policy-only changes to live instances, and restarts its
+//! instances one by one when a spawn-affecting key changed.
+//!
+//! Handles: [`Start`], [`Stop`], [`Restart`], [`SignalInstances`],
+//! [`Status`], [`Pids`], [`TailInstance`], [`Retire`] (from the Registry).
+//! Sends: the process messages. Stops: after [`Retire`], once every instance
+//! is stopped.
+
+use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor};
+use crate::actors::reaper::ChildTable;
+use crate::config::ProgramConfig;
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, Context, Handler, Message, MessageResult,
+    ResponseActFuture, ResponseFuture, WrapFuture,
+};
+use futures::future::join_all;
+use proto::{
+    ErrorKind, Outcome, OutputStream, PidEntry, ProcessInfo, ProcessState, Signal, TailReply,
+};
+use std::sync::Arc;
+
+/// The actor.
+#[derive(Debug)]
+pub struct ProgramActor {
+    config: Arc<ProgramConfig>,
+    instances: Vec<Addr<ProcessActor>>,
+    children: ChildTable,
+}
+
+impl ProgramActor {
+    pub fn new(config: Arc<ProgramConfig>, children: ChildTable) -> Self {
+        ProgramActor {
+            config,
+            instances: Vec::new(),
+            children,
+        }
+    }
+
+    fn spawn_instance(&self, index: u32) -> Addr<ProcessActor> {
+        ProcessActor::new(InstanceContext {
+            program: self.config.clone(),
+            index,
+            children: self.children.clone(),
+        })
+        .start()
+    }
+
+    /// The instances an optional index list selects (all when `None`).
+    fn select(&self, indexes: &Option<Vec<u32>>) -> Vec<(u32, Addr<ProcessActor>)> {
+        match indexes {
+            None => (0..).zip(self.instances.iter().cloned()).collect(),
+            Some(list) => list
+                .iter()
+                .filter_map(|&i| self.instances.get(i as usize).map(|a| (i, a.clone())))
+                .collect(),
+        }
+    }
+
+    fn lost(&self, index: u32) -> Outcome {
+        Outcome {
+            name: self.config.instance_name(index),
+            ok: false,
+            state: ProcessState::Stopped,
+            message: "instance went away while handling the request".into(),
+            output_tail: Vec::new(),
+        }
+    }
+}
+
+impl Actor for ProgramActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.instances = (0..self.config.numprocs)
+            .map(|i| self.spawn_instance(i))
+            .collect();
+        if self.config.autostart {
+            for instance in &self.instances {
+                instance.do_send(process::Start);
+            }
+        }
+    }
+}
+
+/// Fans a process message out to the selected instances.
+macro_rules! fan_out {
+    ($self:ident, $indexes:expr, $msg:expr) => {{
+        let targets = $self.select(&$indexes);
+        let lost: Vec<Outcome> = targets.iter().map(|(i, _)| $self.lost(*i)).collect();
+        async move {
+            let answers = join_all(targets.iter().map(|(_, a)| a.send($msg))).await;
+            answers
+                .into_iter()
+                .zip(lost)
+                .map(|(answer, lost)| answer.unwrap_or(lost))
+                .collect::<Vec<Outcome>>()
+        }
+    }};
+}
+
+/// Start instances (`None`: all). With `wait`, resolves with each instance's
+/// outcome; without, at once with "starting".
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Start {
+    pub indexes: Option<Vec<u32>>,
+    pub wait: bool,
+}
+
+impl Handler<Start> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: Start, _: &mut Self::Context) -> Self::Result {
+        if !msg.wait {
+            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "starting", |a| {
+                a.do_send(process::Start)
+            });
+            return Box::pin(async move { outcomes });
+        }
+        Box::pin(fan_out!(self, msg.indexes, process::Start))
+    }
+}
+
+/// Stop instances; with `wait`, resolves once they are gone.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Stop {
+    pub indexes: Option<Vec<u32>>,
+    pub wait: bool,
+}
+
+impl Handler<Stop> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: Stop, _: &mut Self::Context) -> Self::Result {
+        if !msg.wait {
+            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "stopping", |a| {
+                a.do_send(process::Stop)
+            });
+            return Box::pin(async move { outcomes });
+        }
+        Box::pin(fan_out!(self, msg.indexes, process::Stop))
+    }
+}
+
+/// Restart instances: stop (if alive), then start, waiting like [`Start`].
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Restart {
+    pub indexes: Option<Vec<u32>>,
+    pub wait: bool,
+}
+
+impl Handler<Restart> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: Restart, _: &mut Self::Context) -> Self::Result {
+        if !msg.wait {
+            let outcomes = no_wait(
+                &self.select(&msg.indexes),
+                &self.config,
+                "restarting",
+                |a| a.do_send(process::Restart),
+            );
+            return Box::pin(async move { outcomes });
+        }
+        Box::pin(fan_out!(self, msg.indexes, process::Restart))
+    }
+}
+
+fn no_wait(
+    targets: &[(u32, Addr<ProcessActor>)],
+    config: &ProgramConfig,
+    what: &str,
+    send: impl Fn(&Addr<ProcessActor>),
+) -> Vec<Outcome> {
+    targets
+        .iter()
+        .map(|(i, a)| {
+            send(a);
+            Outcome {
+                name: config.instance_name(*i),
+                ok: true,
+                state: ProcessState::Starting,
+                message: what.to_string(),
+                output_tail: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Deliver a signal to the selected instances' process groups.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct SignalInstances {
+    pub indexes: Option<Vec<u32>>,
+    pub signal: Signal,
+}
+
+impl Handler<SignalInstances> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: SignalInstances, _: &mut Self::Context) -> Self::Result {
+        let signal = msg.signal;
+        Box::pin(fan_out!(self, msg.indexes, process::SendSignal(signal)))
+    }
+}
+
+/// Status lines of the selected instances, in index order.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<ProcessInfo>")]
+pub struct Status {
+    pub indexes: Option<Vec<u32>>,
+}
+
+impl Handler<Status> for ProgramActor {
+    type Result = ResponseFuture<Vec<ProcessInfo>>;
+
+    fn handle(&mut self, msg: Status, _: &mut Self::Context) -> Self::Result {
+        let targets = self.select(&msg.indexes);
+        Box::pin(async move {
+            join_all(targets.iter().map(|(_, a)| a.send(process::GetInfo)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        })
+    }
+}
+
+/// Pids of the selected instances.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<PidEntry>")]
+pub struct Pids {
+    pub indexes: Option<Vec<u32>>,
+}
+
+impl Handler<Pids> for ProgramActor {
+    type Result = ResponseFuture<Vec<PidEntry>>;
+
+    fn handle(&mut self, msg: Pids, ctx: &mut Self::Context) -> Self::Result {
+        let status = self.handle(
+            Status {
+                indexes: msg.indexes,
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            status
+                .await
+                .into_iter()
+                .map(|info| PidEntry {
+                    name: info.name,
+                    pid: info.pid,
+                })
+                .collect()
+        })
+    }
+}
+
+/// The tail (and optional follower) of one instance's output stream.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(TailReply, Option<OutputFollower>), (ErrorKind, String)>")]
+pub struct TailInstance {
+    pub index: u32,
+    pub stream: OutputStream,
+    pub lines: usize,
+    pub follow: bool,
+}
+
+impl Handler<TailInstance> for ProgramActor {
+    type Result = ResponseFuture<Result<(TailReply, Option<OutputFollower>), (ErrorKind, String)>>;
+
+    fn handle(&mut self, msg: TailInstance, _: &mut Self::Context) -> Self::Result {
+        let instance = self.instances.get(msg.index as usize).cloned();
+        let name = self.config.instance_name(msg.index);
+        Box::pin(async move {
+            let Some(instance) = instance else {
+                return Err((ErrorKind::UnknownTarget, format!("no such process: {name}")));
+            };
+            let tail = process::Tail {
+                stream: msg.stream,
+                lines: msg.lines,
+                follow: msg.follow,
+            };
+            instance
+                .send(tail)
+                .await
+                .unwrap_or_else(|_| Err((ErrorKind::Internal, format!("{name} went away"))))
+        })
+    }
+}
+
+/// Stop every instance, then stop this actor (program removed, or shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Retire;
+
+impl Handler<Retire> for ProgramActor {
+    type Result = ResponseActFuture<Self, Vec<Outcome>>;
+
+    fn handle(&mut self, _: Retire, _: &mut Self::Context) -> Self::Result {
+        let retire = fan_out!(self, None::<Vec<u32>>, process::Retire);
+        Box::pin(retire.into_actor(self).map(|outcomes, act, ctx| {
+            act.instances.clear();
+            ctx.stop();
+            outcomes
+        }))
+    }
+}
+
+/// The number of instances, for target resolution.
+#[derive(Debug, Message)]
+#[rtype(result = "u32")]
+pub struct InstanceCount;
+
+impl Handler<InstanceCount> for ProgramActor {
+    type Result = MessageResult<InstanceCount>;
+
+    fn handle(&mut self, _: InstanceCount, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.instances.len() as u32)
+    }
+}

@@ -1,1 +1,511 @@
-//! STUB
+//! Registry: the root actor. It owns the running configuration and one
+//! [`ProgramActor`] per program, and is the only door into them.
+//!
+//! Every client request arrives here as [`Control`] (from a session actor):
+//! targets are resolved (`NAME`, `NAME:INDEX`, `all`) against the running
+//! config, the work is fanned out to the program actors, and the answers are
+//! gathered into one [`proto::Response`]. Signals arrive as [`Shutdown`] (and,
+//! later, reload). Shutdown is phased: stop accepting sessions, retire every
+//! program (stop signal, SIGKILL after `stoptime`), wait for all of them, then
+//! stop the System with exit code 0.
+//!
+//! Handles: [`Control`], [`Shutdown`], [`ExitNow`]. Sends: program messages,
+//! [`StopAccepting`](crate::actors::listener::StopAccepting) to the listener.
+//! Stops: last, by stopping the System.
+
+use crate::actors::listener::{Listener, StopAccepting};
+use crate::actors::process::OutputFollower;
+use crate::actors::program::{self, ProgramActor};
+use crate::actors::reaper::ChildTable;
+use crate::config::{Config, ProgramConfig};
+use crate::eventlog::EventLog;
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, System,
+    WrapFuture,
+};
+use futures::future::join_all;
+use proto::{Done, ErrorKind, PidEntry, ProcessInfo, Request, Response, TailReply, VersionInfo};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How long a client's `shutdown` reply may take to flush before the daemon
+/// exits anyway.
+const SHUTDOWN_FLUSH_GRACE: Duration = Duration::from_secs(1);
+
+/// What the Registry needs to start.
+#[derive(Debug)]
+pub struct RegistryInit {
+    pub config: Config,
+    pub children: ChildTable,
+    /// Already bound, so bind errors happen before anything is spawned.
+    pub listener: TcpListener,
+    /// The secret every session must present.
+    pub token: Arc<crate::auth::Token>,
+    pub event_log: Option<EventLog>,
+}
+
+struct ProgramEntry {
+    config: Arc<ProgramConfig>,
+    addr: Addr<ProgramActor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    ShuttingDown,
+}
+
+/// The root actor.
+pub struct Registry {
+    config: Arc<Config>,
+    programs: BTreeMap<String, ProgramEntry>,
+    children: ChildTable,
+    listener: Option<Addr<Listener>>,
+    pending_listener: Option<(TcpListener, Arc<crate::auth::Token>)>,
+    #[allow(dead_code)] // applied on reload
+    event_log: Option<EventLog>,
+    phase: Phase,
+    shutdown_waiters: Vec<oneshot::Sender<usize>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("programs", &self.programs.len())
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn new(init: RegistryInit) -> Self {
+        Registry {
+            config: Arc::new(init.config),
+            programs: BTreeMap::new(),
+            children: init.children,
+            listener: None,
+            pending_listener: Some((init.listener, init.token)),
+            event_log: init.event_log,
+            phase: Phase::Running,
+            shutdown_waiters: Vec::new(),
+        }
+    }
+
+    fn add_program(&mut self, config: Arc<ProgramConfig>) {
+        let addr = ProgramActor::new(config.clone(), self.children.clone()).start();
+        self.programs
+            .insert(config.name.clone(), ProgramEntry { config, addr });
+    }
+
+    /// Resolves user targets into (program, instance indexes); `None` selects
+    /// every instance. Duplicates are merged; order follows program names.
+    fn resolve(&self, targets: &[String]) -> Result<Vec<Selection>, TargetError> {
+        let mut chosen: BTreeMap<String, Option<Vec<u32>>> = BTreeMap::new();
+        for target in targets {
+            let target = target.trim();
+            if target == "all" {
+                for name in self.programs.keys() {
+                    chosen.insert(name.clone(), None);
+                }
+                continue;
+            }
+            let (name, index) = match target.rsplit_once(':') {
+                Some((name, index)) => {
+                    let index = index.parse::<u32>().map_err(|_| {
+                        TargetError(
+                            ErrorKind::UnknownTarget,
+                            format!("bad target {target:?}: the index after ':' must be a number"),
+                        )
+                    })?;
+                    (name, Some(index))
+                }
+                None => (target, None),
+            };
+            let Some(entry) = self.programs.get(name) else {
+                return Err(TargetError(
+                    ErrorKind::UnknownTarget,
+                    unknown_program(name, &self.programs),
+                ));
+            };
+            match index {
+                None => {
+                    chosen.insert(name.to_string(), None);
+                }
+                Some(i) if i >= entry.config.numprocs => {
+                    return Err(TargetError(
+                        ErrorKind::UnknownTarget,
+                        format!(
+                            "no such process: {target} ({name} has {} instance(s), {name}:0 to {name}:{})",
+                            entry.config.numprocs,
+                            entry.config.numprocs.saturating_sub(1)
+                        ),
+                    ));
+                }
+                Some(i) => {
+                    // `None` in the map already means every instance.
+                    if let Some(list) = chosen
+                        .entry(name.to_string())
+                        .or_insert_with(|| Some(Vec::new()))
+                    {
+                        if !list.contains(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(chosen
+            .into_iter()
+            .filter_map(|(name, indexes)| {
+                let addr = self.programs.get(&name)?.addr.clone();
+                Some(Selection {
+                    addr,
+                    indexes: indexes.map(sorted),
+                })
+            })
+            .collect())
+    }
+
+    fn selection_or_all(&self, targets: &[String]) -> Result<Vec<Selection>, TargetError> {
+        if targets.is_empty() {
+            return self.resolve(&["all".to_string()]);
+        }
+        self.resolve(targets)
+    }
+
+    /// Begins the shutdown sequence once; `done` is told how many programs
+    /// were retired when everything is gone.
+    fn begin_shutdown(&mut self, ctx: &mut Context<Self>, done: Option<oneshot::Sender<usize>>) {
+        if let Some(done) = done {
+            self.shutdown_waiters.push(done);
+        }
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        self.phase = Phase::ShuttingDown;
+        tracing::info!(
+            programs = self.programs.len(),
+            "daemon stopping: stopping every program"
+        );
+        if let Some(listener) = &self.listener {
+            listener.do_send(StopAccepting);
+        }
+        let retiring: Vec<_> = self
+            .programs
+            .values()
+            .map(|e| e.addr.send(program::Retire))
+            .collect();
+        let count = retiring.len();
+        ctx.spawn(join_all(retiring).into_actor(self).map(move |_, act, ctx| {
+            act.programs.clear();
+            tracing::info!(programs = count, "daemon stopped: every program is stopped");
+            let waiters = std::mem::take(&mut act.shutdown_waiters);
+            if waiters.is_empty() {
+                System::current().stop_with_code(0);
+                return;
+            }
+            for w in waiters {
+                let _ = w.send(count);
+            }
+            // The client that asked gets its reply flushed first (ExitNow);
+            // never wait for it forever.
+            ctx.run_later(SHUTDOWN_FLUSH_GRACE, |_, _| {
+                System::current().stop_with_code(0)
+            });
+        }));
+    }
+
+    fn control(
+        &mut self,
+        request: Request,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<ControlReply> {
+        if self.phase == Phase::ShuttingDown
+            && !matches!(request, Request::Version | Request::Shutdown)
+        {
+            return ready(Response::error(
+                ErrorKind::ShuttingDown,
+                "taskmasterd is shutting down",
+            ));
+        }
+        match request {
+            Request::Hello(_) => ready(Response::error(
+                ErrorKind::BadRequest,
+                "already authenticated",
+            )),
+            Request::Version => ready(Response::Version(VersionInfo {
+                daemon_version: proto::SUITE_VERSION.to_string(),
+                protocol_version: proto::PROTOCOL_VERSION,
+            })),
+            Request::Status(r) => match self.selection_or_all(&r.targets) {
+                Err(e) => ready(e.into()),
+                Ok(sel) => Box::pin(async move {
+                    let parts = join_all(
+                        sel.into_iter()
+                            .map(|s| s.addr.send(program::Status { indexes: s.indexes })),
+                    )
+                    .await;
+                    let infos: Vec<ProcessInfo> = parts.into_iter().flatten().flatten().collect();
+                    ControlReply::Response(Response::Status(infos))
+                }),
+            },
+            Request::Start(r) => self.outcomes(&r.targets, move |s| {
+                s.addr.send(program::Start {
+                    indexes: s.indexes,
+                    wait: r.wait,
+                })
+            }),
+            Request::Stop(r) => self.outcomes(&r.targets, move |s| {
+                s.addr.send(program::Stop {
+                    indexes: s.indexes,
+                    wait: r.wait,
+                })
+            }),
+            Request::Restart(r) => self.outcomes(&r.targets, move |s| {
+                s.addr.send(program::Restart {
+                    indexes: s.indexes,
+                    wait: r.wait,
+                })
+            }),
+            Request::Signal(r) => {
+                let signal = r.signal;
+                self.outcomes(&r.targets, move |s| {
+                    s.addr.send(program::SignalInstances {
+                        indexes: s.indexes,
+                        signal,
+                    })
+                })
+            }
+            Request::Pid(r) => match r.target {
+                None => ready(Response::Pids(vec![PidEntry {
+                    name: "taskmasterd".into(),
+                    pid: Some(std::process::id()),
+                }])),
+                Some(target) => match self.resolve(&[target]) {
+                    Err(e) => ready(e.into()),
+                    Ok(sel) => Box::pin(async move {
+                        let parts = join_all(
+                            sel.into_iter()
+                                .map(|s| s.addr.send(program::Pids { indexes: s.indexes })),
+                        )
+                        .await;
+                        ControlReply::Response(Response::Pids(
+                            parts.into_iter().flatten().flatten().collect(),
+                        ))
+                    }),
+                },
+            },
+            Request::Tail(r) => {
+                let (addr, index) = match self.one_instance(&r.target) {
+                    Ok(x) => x,
+                    Err(e) => return ready(e.into()),
+                };
+                Box::pin(async move {
+                    let tail = program::TailInstance {
+                        index,
+                        stream: r.stream,
+                        lines: r.lines,
+                        follow: r.follow,
+                    };
+                    match addr.send(tail).await {
+                        Ok(Ok((reply, Some(follower)))) => ControlReply::Follow(reply, follower),
+                        Ok(Ok((reply, None))) => ControlReply::Response(Response::Tail(reply)),
+                        Ok(Err((kind, message))) => {
+                            ControlReply::Response(Response::error(kind, message))
+                        }
+                        Err(_) => ControlReply::Response(Response::error(
+                            ErrorKind::Internal,
+                            "program went away",
+                        )),
+                    }
+                })
+            }
+            Request::Reload => ready(Response::error(
+                ErrorKind::Failed,
+                "reload is not supported by this build yet",
+            )),
+            Request::NotifyTest(r) => ready(Response::error(
+                ErrorKind::Failed,
+                format!("no email notification rules configured for {:?}", r.program),
+            )),
+            Request::Shutdown => {
+                let (tx, rx) = oneshot::channel();
+                self.begin_shutdown(ctx, Some(tx));
+                Box::pin(async move {
+                    let message = match rx.await {
+                        Ok(n) => format!("taskmasterd stopped ({n} program(s) stopped)"),
+                        Err(_) => "taskmasterd is stopping".to_string(),
+                    };
+                    ControlReply::ShutdownDone(Response::Done(Done { message }))
+                })
+            }
+        }
+    }
+
+    /// Resolves a target that must name exactly one instance.
+    fn one_instance(&self, target: &str) -> Result<(Addr<ProgramActor>, u32), TargetError> {
+        let sel = self.resolve(&[target.to_string()])?;
+        let [s] = sel.as_slice() else {
+            return Err(TargetError(
+                ErrorKind::BadRequest,
+                format!("{target:?} names several programs; name one instance, e.g. web:0"),
+            ));
+        };
+        let numprocs = self
+            .programs
+            .values()
+            .find(|e| e.addr == s.addr)
+            .map_or(0, |e| e.config.numprocs);
+        match &s.indexes {
+            Some(list) if list.len() == 1 => Ok((s.addr.clone(), list[0])),
+            None if numprocs == 1 => Ok((s.addr.clone(), 0)),
+            _ => Err(TargetError(
+                ErrorKind::BadRequest,
+                format!("{target} has {numprocs} instances; name one, e.g. {target}:0"),
+            )),
+        }
+    }
+
+    fn outcomes<F, Fut>(&self, targets: &[String], send: F) -> ResponseFuture<ControlReply>
+    where
+        F: Fn(Selection) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<Vec<proto::Outcome>, actix::MailboxError>>
+            + 'static,
+    {
+        if targets.is_empty() {
+            return ready(Response::error(
+                ErrorKind::BadRequest,
+                "name at least one target: NAME, NAME:INDEX or all",
+            ));
+        }
+        match self.resolve(targets) {
+            Err(e) => ready(e.into()),
+            Ok(sel) => Box::pin(async move {
+                let parts = join_all(sel.into_iter().map(send)).await;
+                ControlReply::Response(Response::Outcomes(
+                    parts.into_iter().flatten().flatten().collect(),
+                ))
+            }),
+        }
+    }
+}
+
+/// A target that cannot be served, as the reply to send.
+#[derive(Debug)]
+struct TargetError(ErrorKind, String);
+
+impl From<TargetError> for Response {
+    fn from(e: TargetError) -> Self {
+        Response::error(e.0, e.1)
+    }
+}
+
+struct Selection {
+    addr: Addr<ProgramActor>,
+    indexes: Option<Vec<u32>>,
+}
+
+fn sorted(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v
+}
+
+fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+    let close = programs
+        .keys()
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match close {
+        Some((_, k)) => format!("no such program: {name} (did you mean {k}?)"),
+        None => format!("no such program: {name}"),
+    }
+}
+
+fn ready(response: Response) -> ResponseFuture<ControlReply> {
+    Box::pin(async move { ControlReply::Response(response) })
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // The mailbox of the root must never make a session wait.
+        ctx.set_mailbox_capacity(usize::MAX);
+        if let Some((listener, token)) = self.pending_listener.take() {
+            match Listener::new(listener, token, ctx.address()) {
+                Ok(l) => self.listener = Some(l.start()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve the control socket");
+                    System::current().stop_with_code(1);
+                    return;
+                }
+            }
+        }
+        let programs: Vec<_> = self.config.programs.values().cloned().collect();
+        for program in programs {
+            self.add_program(program);
+        }
+        tracing::info!(
+            programs = self.programs.len(),
+            file = %self.config.file.display(),
+            "config loaded"
+        );
+    }
+}
+
+/// What a session should do with the answer to its request.
+#[derive(Debug)]
+pub enum ControlReply {
+    /// Write it.
+    Response(Response),
+    /// Write the reply, then stream the follower's chunks until the client
+    /// goes away.
+    Follow(TailReply, OutputFollower),
+    /// Write it, flush, then send [`ExitNow`] so the daemon exits.
+    ShutdownDone(Response),
+}
+
+/// A client request, after authentication.
+#[derive(Debug, Message)]
+#[rtype(result = "ControlReply")]
+pub struct Control(pub Request);
+
+impl Handler<Control> for Registry {
+    type Result = ResponseFuture<ControlReply>;
+
+    fn handle(&mut self, msg: Control, ctx: &mut Self::Context) -> Self::Result {
+        self.control(msg.0, ctx)
+    }
+}
+
+/// SIGTERM/SIGINT: stop everything and exit 0.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.begin_shutdown(ctx, None);
+    }
+}
+
+/// The client that asked for `shutdown` has its reply; exit now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ExitNow;
+
+impl Handler<ExitNow> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: ExitNow, _: &mut Self::Context) {
+        if self.phase == Phase::ShuttingDown && self.programs.is_empty() {
+            System::current().stop_with_code(0);
+        }
+    }
+}
