@@ -23,7 +23,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What went wrong in the harness (not in the test's assertions).
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the message (with real newlines), because a test returning
+/// `Err` is reported with `Debug`, and captured stderr must stay readable.
+#[derive(thiserror::Error)]
 pub enum HarnessError {
     #[error("{0}")]
     Build(String),
@@ -42,6 +45,12 @@ pub enum HarnessError {
     Unexpected(String),
     #[error("timed out: {0}")]
     Timeout(String),
+}
+
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl HarnessError {
