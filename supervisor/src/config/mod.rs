@@ -6,12 +6,32 @@
 //! against the config file's directory, so a config means the same thing
 //! whatever the daemon's working directory.
 
+#[cfg(test)]
+mod tests;
+mod validate;
+mod yaml;
+
+pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
+
 use proto::{OutputStream, Signal};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `server.pidfile` when unset, next to the config file.
+pub const DEFAULT_PIDFILE: &str = "taskmasterd.pid";
+
+/// `log.file` when unset, next to the config file.
+pub const DEFAULT_LOG_FILE: &str = "taskmasterd.log";
+
+/// Directory, next to the config file, of the per-instance output files used
+/// when a program sets no `stdout`/`stderr`.
+pub const DEFAULT_LOGS_DIR: &str = "logs";
+
+/// Largest accepted `numprocs`.
+pub const MAX_NUMPROCS: u32 = 10_000;
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +183,120 @@ impl ProgramConfig {
     }
 }
 
+/// What a reload must do to running instances when a program key changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyClass {
+    /// Fixed when an instance is spawned: running instances must be restarted
+    /// to pick up the change.
+    Spawn,
+    /// Read when deciding what to do next (restart, stop, give up): takes
+    /// effect in place.
+    Policy,
+    /// `numprocs`: start or stop the difference.
+    Scale,
+    /// `autostart`: only matters when the daemon (or a new program) starts.
+    Autostart,
+}
+
+/// Every key a program may have, and its class. The validator accepts
+/// exactly these keys, so a key cannot exist without a reload class.
+pub const PROGRAM_KEYS: &[(&str, KeyClass)] = &[
+    ("cmd", KeyClass::Spawn),
+    ("numprocs", KeyClass::Scale),
+    ("autostart", KeyClass::Autostart),
+    ("autorestart", KeyClass::Policy),
+    ("exitcodes", KeyClass::Policy),
+    ("starttime", KeyClass::Policy),
+    ("startretries", KeyClass::Policy),
+    ("stopsignal", KeyClass::Policy),
+    ("stoptime", KeyClass::Policy),
+    ("stdout", KeyClass::Spawn),
+    ("stderr", KeyClass::Spawn),
+    ("env", KeyClass::Spawn),
+    ("workingdir", KeyClass::Spawn),
+    ("umask", KeyClass::Spawn),
+    ("maxrestarts", KeyClass::Policy),
+    ("restartwindow", KeyClass::Policy),
+];
+
+/// The class of a program key, `None` if it is not one.
+pub fn key_class(key: &str) -> Option<KeyClass> {
+    PROGRAM_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, class)| *class)
+}
+
+/// The program keys whose values differ between `old` and `new`, in
+/// [`PROGRAM_KEYS`] order. `argv` counts as `cmd`; `name` is not a key.
+pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static str> {
+    // Both sides are destructured with every field named and no `..`: adding a
+    // field to `ProgramConfig` fails to compile here until it is given a key
+    // (and so a class in `PROGRAM_KEYS`) and compared below.
+    let ProgramConfig {
+        name: _,
+        cmd: old_cmd,
+        argv: old_argv,
+        numprocs: old_numprocs,
+        autostart: old_autostart,
+        autorestart: old_autorestart,
+        exitcodes: old_exitcodes,
+        starttime: old_starttime,
+        startretries: old_startretries,
+        stopsignal: old_stopsignal,
+        stoptime: old_stoptime,
+        stdout: old_stdout,
+        stderr: old_stderr,
+        env: old_env,
+        workingdir: old_workingdir,
+        umask: old_umask,
+        maxrestarts: old_maxrestarts,
+        restartwindow: old_restartwindow,
+    } = old;
+    let ProgramConfig {
+        name: _,
+        cmd,
+        argv,
+        numprocs,
+        autostart,
+        autorestart,
+        exitcodes,
+        starttime,
+        startretries,
+        stopsignal,
+        stoptime,
+        stdout,
+        stderr,
+        env,
+        workingdir,
+        umask,
+        maxrestarts,
+        restartwindow,
+    } = new;
+    let checks = [
+        ("cmd", old_cmd != cmd || old_argv != argv),
+        ("numprocs", old_numprocs != numprocs),
+        ("autostart", old_autostart != autostart),
+        ("autorestart", old_autorestart != autorestart),
+        ("exitcodes", old_exitcodes != exitcodes),
+        ("starttime", old_starttime != starttime),
+        ("startretries", old_startretries != startretries),
+        ("stopsignal", old_stopsignal != stopsignal),
+        ("stoptime", old_stoptime != stoptime),
+        ("stdout", old_stdout != stdout),
+        ("stderr", old_stderr != stderr),
+        ("env", old_env != env),
+        ("workingdir", old_workingdir != workingdir),
+        ("umask", old_umask != umask),
+        ("maxrestarts", old_maxrestarts != maxrestarts),
+        ("restartwindow", old_restartwindow != restartwindow),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+}
+
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -225,17 +359,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &file)
 }
 
-/// Validates config text as if read from `file` (which must be absolute).
-pub fn parse(_text: &str, file: &Path) -> Result<Config, ConfigError> {
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    Err(ConfigError::Invalid {
+/// Validates config text as if read from `file` (which should be absolute;
+/// a relative one is made absolute against the current directory).
+///
+/// Reports every problem found, sorted by position, rather than the first.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    validate::validate(text, file, &absolute, &dir).map_err(|problems| ConfigError::Invalid {
         file: file.to_path_buf(),
-        problems: vec![Problem {
-            file: file.to_path_buf(),
-            line: 0,
-            col: 0,
-            key: String::new(),
-            message: format!("config parser not implemented yet (dir {})", dir.display()),
-        }],
+        problems,
     })
 }
