@@ -1,0 +1,91 @@
+//! Running a short-lived binary (`taskmasterctl ...`, `taskmasterd --check`)
+//! with a deadline, capturing its output.
+//!
+//! The command runs in its own process group, which is SIGKILLed when it
+//! overruns the deadline (and after it exits, for anything it left behind),
+//! so a hung client never hangs the suite nor leaks.
+
+use crate::{HarnessError, wait_until};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a finished command did.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    pub status: ExitStatus,
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl CmdOutput {
+    /// Stdout then stderr, for assertions that do not care which.
+    pub fn combined(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` (stdin `/dev/null`) and waits at most `timeout` for it.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<CmdOutput, HarnessError> {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| HarnessError::io(format!("cannot run {what}"), e))?;
+    let group = Pid::from_raw(child.id() as i32);
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let mut status = None;
+    let finished = wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let elapsed = start.elapsed();
+    // Whatever it started goes too (and it, on timeout).
+    let _ = killpg(group, Signal::SIGKILL);
+    let status = match status {
+        Some(s) => s,
+        None => child
+            .wait()
+            .map_err(|e| HarnessError::io(format!("cannot reap {what}"), e))?,
+    };
+    let stdout = join(out);
+    let stderr = join(err);
+    if !finished {
+        return Err(HarnessError::Timeout(format!(
+            "{what} still running after {timeout:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )));
+    }
+    Ok(CmdOutput {
+        status,
+        code: status.code(),
+        stdout,
+        stderr,
+        elapsed,
+    })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+    let mut pipe = pipe?;
+    Some(std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }))
+}
+
+fn join(handle: Option<JoinHandle<String>>) -> String {
+    handle.and_then(|h| h.join().ok()).unwrap_or_default()
+}
