@@ -339,13 +339,13 @@ pub fn run(args: &[&str], stdin: &str) -> Run {
     };
     let out_t = reader(out.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err_t = reader(err.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        match child.0.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            other => panic!("taskmasterctl {args:?} did not finish: {other:?}"),
-        }
+    let mut status = None;
+    let finished = wait_until(Duration::from_secs(20), || {
+        status = child.0.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let Some(status) = status.filter(|_| finished) else {
+        panic!("taskmasterctl {args:?} did not finish within 20 s");
     };
     Run {
         code: status.code(),
