@@ -4,8 +4,9 @@
 //! Connection trouble is handled here so every mode behaves alike: an
 //! unreachable daemon is exit code 3 with the reason; a connection that went
 //! stale between two commands (the daemon restarted under a long shell) is
-//! retried once on a fresh connection; `tail -f` and, in the shell, any wait
-//! can be interrupted with Ctrl-C (see [`crate::interrupt`]).
+//! retried once on a fresh connection; in the shell, `tail -f` and the waits
+//! of `start`/`stop`/`restart` can be interrupted with Ctrl-C (see
+//! [`crate::interrupt`]).
 
 use crate::Code;
 use crate::command::{COMMANDS, Command, Invocation};
@@ -192,7 +193,8 @@ impl Runner {
     /// Sends `request` and reads its reply, retrying once on a fresh
     /// connection when a reused one turns out to be dead.
     fn call(&mut self, request: &Request) -> Result<Response, CallError> {
-        if self.interruptible {
+        let interruptible = self.interruptible && may_wait_long(request);
+        if interruptible {
             interrupt::take();
         }
         let mut retried = false;
@@ -201,7 +203,7 @@ impl Runner {
             let result = client
                 .send(request)
                 .map_err(CallError::Lost)
-                .and_then(|()| recv(client, self.interruptible));
+                .and_then(|()| recv(client, interruptible));
             match result {
                 Err(CallError::Lost(ClientError::Closed | ClientError::Io(_)))
                     if !fresh && !retried =>
@@ -219,14 +221,29 @@ impl Runner {
     }
 }
 
-/// One reply; in shell mode wakes up regularly to see whether Ctrl-C was hit.
+/// Requests whose reply may take long (waiting for processes, following
+/// output): only those poll for Ctrl-C. A read timeout that fires in the
+/// middle of a line loses that line's start (the client's buffer is not
+/// ours), so quick replies, which can be megabytes (`status`), never risk it;
+/// the replies that do are small and written in one piece.
+fn may_wait_long(request: &Request) -> bool {
+    match request {
+        Request::Start(r) => r.wait,
+        Request::Stop(r) => r.wait,
+        Request::Restart(r) => r.wait,
+        Request::Tail(t) => t.follow,
+        _ => false,
+    }
+}
+
+/// One reply; when `interruptible`, wakes up regularly to see whether Ctrl-C
+/// was hit.
 fn recv(client: &mut Client, interruptible: bool) -> Result<Response, CallError> {
+    let timeout = interruptible.then_some(INTERRUPT_POLL);
+    client.set_read_timeout(timeout).map_err(CallError::Lost)?;
     if !interruptible {
         return client.recv().map_err(CallError::Lost);
     }
-    client
-        .set_read_timeout(Some(INTERRUPT_POLL))
-        .map_err(CallError::Lost)?;
     loop {
         match client.recv() {
             Err(ClientError::Io(e))

@@ -24,11 +24,14 @@ type Handler = dyn Fn(&Request) -> Vec<Response> + Send + Sync;
 
 /// A daemon that answers from a handler and records every request after the
 /// hello. A follow `tail` is answered and then the connection is closed, the
-/// way the real daemon ends a stream when the process goes away.
+/// way the real daemon ends a stream when the process goes away (except for
+/// target `endless`).
 pub struct FakeDaemon {
     pub addr: String,
     pub dir: tempfile::TempDir,
     requests: Arc<Mutex<Vec<Request>>>,
+    /// Open connections, cut on drop like a dying daemon would.
+    conns: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -51,18 +54,27 @@ impl FakeDaemon {
         .unwrap_or_else(|e| panic!("write config: {e}"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let thread = {
-            let (requests, stop) = (requests.clone(), stop.clone());
+            let (requests, stop, conns) = (requests.clone(), stop.clone(), conns.clone());
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    if let (Ok(mut c), Ok(clone)) = (conns.lock(), conn.try_clone()) {
+                        c.push(clone);
+                    }
                     let (requests, handler) = (requests.clone(), handler.clone());
                     std::thread::spawn(move || {
+                        let end = conn.try_clone();
                         let _ = serve(conn, &requests, &*handler);
+                        // Really closed, though `conns` holds a clone.
+                        if let Ok(c) = end {
+                            let _ = c.shutdown(std::net::Shutdown::Both);
+                        }
                     });
                 }
             })
@@ -71,6 +83,7 @@ impl FakeDaemon {
             addr,
             dir,
             requests,
+            conns,
             stop,
             thread: Some(thread),
         }
@@ -92,6 +105,11 @@ impl Drop for FakeDaemon {
         let _ = TcpStream::connect(&self.addr); // wakes the accept loop
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Ok(conns) = self.conns.lock() {
+            for c in conns.iter() {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 }
@@ -130,7 +148,9 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<Request>>, handler: &Handler) -> 
         for response in handler(&request) {
             reply(&response)?;
         }
-        if matches!(&request, Request::Tail(t) if t.follow) || request == Request::Shutdown {
+        // `endless` is a stream that only the client can end (Ctrl-C).
+        let ends = matches!(&request, Request::Tail(t) if t.follow && t.target != "endless");
+        if ends || request == Request::Shutdown {
             return Ok(());
         }
     }
@@ -319,13 +339,13 @@ pub fn run(args: &[&str], stdin: &str) -> Run {
     };
     let out_t = reader(out.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err_t = reader(err.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        match child.0.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            other => panic!("taskmasterctl {args:?} did not finish: {other:?}"),
-        }
+    let mut status = None;
+    let finished = wait_until(Duration::from_secs(20), || {
+        status = child.0.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let Some(status) = status.filter(|_| finished) else {
+        panic!("taskmasterctl {args:?} did not finish within 20 s");
     };
     Run {
         code: status.code(),
