@@ -592,4 +592,4 @@ impl Handler<ChildExited> for ProcessActor {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,9 @@
 //!
 //! Each test runs its own actix System with a Reaper. Reapers collect with
 //! `waitpid(-1)`, so two running at once in one test binary would steal each
-//! other's children: these tests are serialized by [`SERIAL`]. The test
+//! other's children: these tests are serialized by [`SERIAL`], which any
+//! other test of this crate that runs a Reaper or waits for a child should
+//! hold too. The test
 //! process is made a child subreaper, like the daemon, so the orphaned
 //! members of a killed process group are reaped and the group really empties.
 //! Every process group a test sees is SIGKILLed by [`Cleanup`] on the way
@@ -23,7 +25,8 @@ use tempfile::TempDir;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Held by every test that runs a Reaper or waits for a child process.
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 /// SIGKILLs every recorded process group when dropped.
 #[derive(Default)]
