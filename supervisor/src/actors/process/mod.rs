@@ -86,6 +86,7 @@ pub struct ProcessActor {
 }
 
 impl ProcessActor {
+    /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
         let program = &ctx.program;
         let sink = |stream| {
