@@ -38,12 +38,16 @@ use nix::unistd::Pid;
 use output::OutputSink;
 use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal, TailReply};
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot};
 
 /// How often a stop checks whether the process group is empty.
 const GROUP_POLL: Duration = Duration::from_millis(10);
+/// Every this many polls, a group that still answers `killpg` is checked
+/// for members that are not zombies (see [`group_has_live_members`]).
+const ZOMBIE_CHECK_EVERY: u32 = 50;
 /// Lines of output shown with a failed start.
 const FAILURE_TAIL_LINES: usize = 20;
 /// How long a failed start's answer waits for the output pipes to drain.
@@ -76,9 +80,13 @@ pub struct ProcessActor {
     stop_waiters: Vec<oneshot::Sender<Outcome>>,
     /// `Retire` received: starts are refused.
     retiring: bool,
+    /// Events waiting for the current one's effects to finish.
+    queue: VecDeque<(Event, Instant)>,
+    applying: bool,
 }
 
 impl ProcessActor {
+    /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
         let program = &ctx.program;
         let sink = |stream| {
@@ -102,6 +110,8 @@ impl ProcessActor {
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             retiring: false,
+            queue: VecDeque::new(),
+            applying: false,
             ctx,
         }
     }
@@ -110,12 +120,21 @@ impl ProcessActor {
         self.name.clone()
     }
 
-    /// Feeds one event to the machine and carries out its effects.
+    /// Feeds one event to the machine and carries out its effects. Events
+    /// raised while effects run (spawned, group already gone) are queued, so
+    /// each event's effects complete, in order, before the next is decided.
     fn apply(&mut self, ev: Event, now: Instant, ctx: &mut Context<Self>) {
-        let effects = self.machine.on_event(ev, &self.policy, now);
-        for effect in effects {
-            self.execute(effect, ctx);
+        self.queue.push_back((ev, now));
+        if self.applying {
+            return;
         }
+        self.applying = true;
+        while let Some((ev, now)) = self.queue.pop_front() {
+            for effect in self.machine.on_event(ev, &self.policy, now) {
+                self.execute(effect, ctx);
+            }
+        }
+        self.applying = false;
     }
 
     fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
@@ -152,8 +171,17 @@ impl ProcessActor {
                     self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
                     return;
                 }
+                let mut polls = 0u32;
                 self.group_poll = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
-                    if !group_alive(pgid) {
+                    polls = polls.wrapping_add(1);
+                    let gone = !group_alive(pgid)
+                        || (polls % ZOMBIE_CHECK_EVERY == 0 && !group_has_live_members(pgid) && {
+                            tracing::warn!(process = %act.name, pgid,
+                                "only zombies left in the process group; treating it as gone \
+                                 (orphans are not being reaped: is the daemon a child subreaper?)");
+                            true
+                        });
+                    if gone {
                         if let Some(poll) = act.group_poll.take() {
                             ctx.cancel_future(poll);
                         }
@@ -312,6 +340,36 @@ fn group_alive(pgid: u32) -> bool {
         return false;
     };
     !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
+}
+
+/// True when some process of group `pgid` is not a zombie, by scanning
+/// `/proc`. Zombies answer `killpg(pgid, 0)` until their parent reaps them;
+/// when orphaned members are re-parented to an init that does not reap, the
+/// group would look alive forever. Unreadable `/proc`: assume alive.
+fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false; // exited meanwhile
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }
 
 impl Actor for ProcessActor {
@@ -535,4 +593,4 @@ impl Handler<ChildExited> for ProcessActor {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -106,7 +106,7 @@ pub fn spawn(
     }
     let umask = program.umask.map(|m| m as libc::mode_t);
     // SAFETY: the closure only calls async-signal-safe functions (umask,
-    // sigemptyset, sigprocmask, signal, syscall, getrlimit, fcntl) on values
+    // sigemptyset, sigprocmask, syscall, getrlimit, fcntl) on values
     // copied in before the fork; it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
@@ -134,11 +134,13 @@ fn piped_or_null(sink: Option<&OutputSink>) -> Stdio {
     }
 }
 
+/// `sizeof(sigset_t)` for the kernel: 64 signals.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+
 /// Runs in the forked child before `exec`: async-signal-safe calls only.
 fn reset_child(umask: Option<libc::mode_t>) {
     // SAFETY: plain system calls on local values; errors are ignored because
-    // there is nothing safe to do about them here (signals 32/33 reserved by
-    // glibc answer EINVAL, which is expected).
+    // there is nothing safe to do about them here.
     unsafe {
         if let Some(mask) = umask {
             libc::umask(mask);
@@ -146,9 +148,20 @@ fn reset_child(umask: Option<libc::mode_t>) {
         let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
         libc::sigemptyset(set.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
+        // The raw system call, because glibc's wrappers refuse the signals
+        // it reserves (32, 33), and an inherited SIG_IGN on those survives
+        // exec too. All-zero is SIG_DFL, no flags, empty mask in every
+        // kernel `struct sigaction` layout, whatever its size up to 32 bytes.
+        let default_action = [0u64; 4];
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                    KERNEL_SIGSET_BYTES,
+                );
             }
         }
         let marked = libc::syscall(

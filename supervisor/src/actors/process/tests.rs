@@ -2,7 +2,9 @@
 //!
 //! Each test runs its own actix System with a Reaper. Reapers collect with
 //! `waitpid(-1)`, so two running at once in one test binary would steal each
-//! other's children: these tests are serialized by [`SERIAL`]. The test
+//! other's children: these tests are serialized by [`SERIAL`], which any
+//! other test of this crate that runs a Reaper or waits for a child should
+//! hold too. The test
 //! process is made a child subreaper, like the daemon, so the orphaned
 //! members of a killed process group are reaped and the group really empties.
 //! Every process group a test sees is SIGKILLed by [`Cleanup`] on the way
@@ -12,16 +14,19 @@ use super::*;
 use crate::actors::reaper::Reaper;
 use crate::config::AutoRestart;
 use actix::Addr;
+use nix::sys::signal::SigHandler;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use tempfile::TempDir;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Held by every test that runs a Reaper or waits for a child process.
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 /// SIGKILLs every recorded process group when dropped.
 #[derive(Default)]
@@ -573,4 +578,81 @@ fn update_policy_applies_to_the_next_decision() -> TestResult {
         assert_eq!(info.description, "restarting too often: 2 restarts in 5s");
         Ok(())
     })
+}
+
+#[test]
+fn child_starts_with_no_blocked_or_ignored_signals() -> TestResult {
+    run(|h| async move {
+        // The daemon's thread blocks USR1 and its process ignores USR2; the
+        // child must inherit neither (an ignored signal survives exec).
+        let mut usr1 = nix::sys::signal::SigSet::empty();
+        usr1.add(NixSignal::SIGUSR1);
+        usr1.thread_block()?;
+        // SAFETY: SIG_IGN installs no handler code; restored below.
+        let old = unsafe { nix::sys::signal::signal(NixSignal::SIGUSR2, SigHandler::SigIgn)? };
+        let mut p = h.program("sigs", "grep -E ^Sig(Blk|Ign): /proc/self/status");
+        p.autorestart = AutoRestart::Never;
+        let addr = h.actor(p);
+        let started = addr.send(Start).await;
+        usr1.thread_unblock()?;
+        // SAFETY: puts back the disposition found above.
+        unsafe { nix::sys::signal::signal(NixSignal::SIGUSR2, old)? };
+        assert!(started?.ok);
+        h.info_until(&addr, 5 * SECOND, |i| i.state == ProcessState::Exited)
+            .await?;
+        let out = file_text(&h.stdout_of("sigs"));
+        assert_eq!(
+            out,
+            "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+fn leftovers_of_a_leader_that_exited_on_its_own_are_killed() -> TestResult {
+    run(|h| async move {
+        let mut p = h.program("leaky", "sh -c 'sleep 30 & echo $!; exit 1'");
+        p.autorestart = AutoRestart::Never;
+        let addr = h.actor(p);
+        assert!(addr.send(Start).await?.ok);
+        h.info(&addr).await?;
+        h.info_until(&addr, 5 * SECOND, |i| i.state == ProcessState::Exited)
+            .await?;
+        let out = h.stdout_of("leaky");
+        assert!(wait_until(5 * SECOND, || file_text(&out).ends_with('\n')).await);
+        let leftover: i32 = file_text(&out).trim().parse()?;
+        let gone = wait_until(5 * SECOND, || {
+            nix::sys::signal::kill(Pid::from_raw(leftover), None) == Err(Errno::ESRCH)
+        })
+        .await;
+        assert!(gone, "the background sleep {leftover} was killed");
+        Ok(())
+    })
+}
+
+#[test]
+fn a_group_of_zombies_has_no_live_members() -> TestResult {
+    // No Reaper runs here: the zombie must stay until reaped below.
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let own = nix::unistd::getpgrp().as_raw() as u32;
+    assert!(group_has_live_members(own), "this test process is alive");
+    let child = std::process::Command::new("true")
+        .process_group(0)
+        .spawn()?;
+    let pid = child.id();
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + 5 * SECOND;
+    while !std::fs::read_to_string(&stat)?.contains(") Z ") {
+        assert!(Instant::now() < deadline, "child never became a zombie");
+        std::thread::yield_now();
+    }
+    let pgid = Pid::from_raw(pid as i32);
+    let zombie_answers = killpg(pgid, None);
+    let live = group_has_live_members(pid);
+    nix::sys::wait::waitpid(pgid, None)?;
+    assert_eq!(zombie_answers, Ok(()), "a zombie still answers killpg");
+    assert!(!live, "but it is not a live member");
+    assert!(!group_alive(pid));
+    Ok(())
 }
