@@ -106,7 +106,7 @@ pub fn spawn(
     }
     let umask = program.umask.map(|m| m as libc::mode_t);
     // SAFETY: the closure only calls async-signal-safe functions (umask,
-    // sigemptyset, sigprocmask, syscall, getrlimit, fcntl) on values
+    // rt_sigprocmask, rt_sigaction, close_range, getrlimit, fcntl) on values
     // copied in before the fork; it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
@@ -145,9 +145,16 @@ fn reset_child(umask: Option<libc::mode_t>) {
         if let Some(mask) = umask {
             libc::umask(mask);
         }
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
+        // The raw system call here too: glibc's sigprocmask silently keeps
+        // its reserved signals (32, 33) blocked if the daemon had them so.
+        let empty_set = 0u64;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty_set as *const u64,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_BYTES,
+        );
         // The raw system call, because glibc's wrappers refuse the signals
         // it reserves (32, 33), and an inherited SIG_IGN on those survives
         // exec too. All-zero is SIG_DFL, no flags, empty mask in every
