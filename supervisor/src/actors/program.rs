@@ -415,6 +415,43 @@ impl ProgramActor {
     }
 }
 
+/// SIGKILL every instance's process group now (forced shutdown). Resolves
+/// once every instance has sent its signal.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct KillAll;
+
+impl Handler<KillAll> for ProgramActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: KillAll, _: &mut Self::Context) -> Self::Result {
+        let all: Vec<_> = self
+            .instances
+            .iter()
+            .chain(self.retiring.iter().map(|(_, a)| a))
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            join_all(all.iter().map(|a| a.send(process::Kill))).await;
+        })
+    }
+}
+
+/// Reopen every instance's output files (SIGUSR2).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProgramActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for instance in &self.instances {
+            instance.do_send(process::ReopenOutput);
+        }
+    }
+}
+
 /// The number of instances, for target resolution.
 #[derive(Debug, Message)]
 #[rtype(result = "u32")]

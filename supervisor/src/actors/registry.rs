@@ -579,7 +579,8 @@ impl Handler<Reload> for Registry {
     }
 }
 
-/// SIGTERM/SIGINT: stop everything and exit 0.
+/// SIGTERM/SIGINT: stop everything and exit 0. A second one during the
+/// shutdown SIGKILLs every process group and exits at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
@@ -588,7 +589,44 @@ impl Handler<Shutdown> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.begin_shutdown(ctx, None);
+        if self.phase != Phase::ShuttingDown {
+            self.begin_shutdown(ctx, None);
+            return;
+        }
+        tracing::warn!("second stop signal: killing every process group and exiting");
+        let kills: Vec<_> = self
+            .programs
+            .values()
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::KillAll))
+            .collect();
+        ctx.spawn(join_all(kills).into_actor(self).map(|_, _, _| {
+            tracing::info!("daemon stopped (forced)");
+            System::current().stop_with_code(0);
+        }));
+    }
+}
+
+/// SIGUSR2: reopen the event log and every output file at their paths
+/// (after logrotate moved them away).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenLogs;
+
+impl Handler<ReopenLogs> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenLogs, _: &mut Self::Context) {
+        if let Some(log) = &self.event_log
+            && let Err(e) = log.reopen()
+        {
+            tracing::error!(error = %e, "cannot reopen the event log; still writing the old file");
+        }
+        for entry in self.programs.values() {
+            entry.addr.do_send(program::ReopenOutput);
+        }
+        tracing::info!("log files reopened (SIGUSR2)");
     }
 }
 

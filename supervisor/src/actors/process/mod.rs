@@ -89,21 +89,12 @@ impl ProcessActor {
     /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
         let program = &ctx.program;
-        let sink = |stream| {
-            let path = program.output_path(stream, ctx.index)?;
-            let create_dir = match (stream, &program.stdout, &program.stderr) {
-                (OutputStream::Stdout, OutputTarget::InstanceFileIn(dir), _)
-                | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
-                _ => None,
-            };
-            Some(OutputSink::new(stream, path, create_dir))
-        };
         ProcessActor {
             name: program.instance_name(ctx.index),
             policy: Policy::of(program),
             machine: Machine::new(),
-            stdout: sink(OutputStream::Stdout),
-            stderr: sink(OutputStream::Stderr),
+            stdout: output_sink(program, ctx.index, OutputStream::Stdout),
+            stderr: output_sink(program, ctx.index, OutputStream::Stderr),
             timer: None,
             group_poll: None,
             last_pid: None,
@@ -327,6 +318,21 @@ impl ProcessActor {
     }
 }
 
+/// The sink of one stream, or `None` when it is discarded.
+fn output_sink(
+    program: &ProgramConfig,
+    index: u32,
+    stream: OutputStream,
+) -> Option<Arc<OutputSink>> {
+    let path = program.output_path(stream, index)?;
+    let create_dir = match (stream, &program.stdout, &program.stderr) {
+        (OutputStream::Stdout, OutputTarget::InstanceFileIn(dir), _)
+        | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
+        _ => None,
+    };
+    Some(OutputSink::new(stream, path, create_dir))
+}
+
 /// `killpg` with the nix equivalent of `signal`.
 fn send_group(pgid: u32, signal: Signal) -> Result<(), Errno> {
     let sig = NixSignal::try_from(signal.number())?;
@@ -539,7 +545,56 @@ impl Handler<UpdatePolicy> for ProcessActor {
     fn handle(&mut self, msg: UpdatePolicy, _: &mut Self::Context) {
         // Armed timers keep their deadline; the next decision uses these.
         self.policy = Policy::of(&msg.0);
+        // A moved output file takes effect at the next spawn: the running
+        // child keeps writing through its pipe into the old sink.
+        let index = self.ctx.index;
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let (old, new) = (
+                self.ctx.program.output_path(stream, index),
+                msg.0.output_path(stream, index),
+            );
+            if old != new {
+                let sink = output_sink(&msg.0, index, stream);
+                match stream {
+                    OutputStream::Stdout => self.stdout = sink,
+                    OutputStream::Stderr => self.stderr = sink,
+                }
+            }
+        }
         self.ctx.program = msg.0;
+    }
+}
+
+/// SIGKILL the instance's whole process group now (second SIGTERM during a
+/// shutdown). The state machine then sees the exit as usual.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kill;
+
+impl Handler<Kill> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: Kill, _: &mut Self::Context) {
+        if let Some(pgid) = self.machine.pgid() {
+            tracing::warn!(process = %self.name, pid = self.last_pid, "killed (forced shutdown)");
+            self.signal_group(pgid, Signal::Kill);
+        }
+    }
+}
+
+/// Reopen the output files at their paths (SIGUSR2, after log rotation).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for sink in self.stdout.iter().chain(self.stderr.iter()) {
+            if let Err(e) = sink.open() {
+                tracing::error!(process = %self.name, path = %sink.path().display(), error = %e,
+                    "cannot reopen output file");
+            }
+        }
     }
 }
 
