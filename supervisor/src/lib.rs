@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod daemonize;
 pub mod eventlog;
+pub mod leftovers;
 pub mod pidfile;
 pub mod reload;
 

@@ -463,6 +463,8 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         ("env", "env: {A: b}"),
         ("workingdir", "workingdir: /"),
         ("umask", "umask: 077"),
+        // Ourselves: valid whether or not the tests run as root.
+        ("user", "user: {euid}"),
         ("maxrestarts", "maxrestarts: 0"),
         ("restartwindow", "restartwindow: 60"),
     ];
@@ -477,6 +479,7 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let old = program(base)?;
     assert!(changed_keys(&old, &old).is_empty());
     for (key, line) in edits {
+        let line = &line.replace("{euid}", &nix::unistd::geteuid().to_string());
         // `cmd` is replaced (a duplicate key would be refused); others added.
         let text = if key == "cmd" {
             format!("programs:\n  web:\n    {line}\n")
@@ -599,5 +602,80 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
         (batch.autorestart, batch.starttime),
         (AutoRestart::Never, Duration::ZERO)
     );
+    Ok(())
+}
+
+#[test]
+fn user_is_resolved_by_name_or_uid_and_refused_when_unknown() -> Result<(), String> {
+    use super::validate::resolve_user;
+    let me = nix::unistd::geteuid().as_raw();
+    let myself = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me))
+        .map_err(|e| e.to_string())?
+        .ok_or("this test's user has no account entry")?;
+    let by_uid = resolve_user(&me.to_string(), me)?;
+    let by_name = resolve_user(&myself.name, me)?;
+    assert_eq!(by_uid, by_name);
+    assert_eq!((by_uid.uid, by_uid.gid), (me, myself.gid.as_raw()));
+    assert!(by_uid.groups.contains(&by_uid.gid), "{by_uid:?}");
+    let config = valid(&web_with(&format!("user: {}", myself.name)))?;
+    assert_eq!(web(&config)?.user.as_ref(), Some(&by_name));
+
+    let p = problem(&web_with("user: no-such-user-here"));
+    assert_problem_at(&p, 4, "programs.web.user", "no user \"no-such-user-here\"");
+    assert!(resolve_user("99999999999", me).is_err());
+    Ok(())
+}
+
+#[test]
+fn user_other_than_the_daemons_needs_root() -> Result<(), String> {
+    use super::validate::resolve_user;
+    // As if the daemon ran as uid 4242: root (uid 0) is someone else.
+    let why = resolve_user("0", 4242).err().ok_or("accepted")?;
+    assert!(why.contains("not root"), "{why}");
+    // Root may run programs as anyone.
+    assert_eq!(resolve_user("0", 0)?.uid, 0);
+    Ok(())
+}
+
+#[test]
+fn root_refuses_files_others_can_change() {
+    // (uid, gid, mode, is_dir) -> refused?
+    let cases = [
+        ((0, 0, 0o100644, false), false),
+        ((0, 0, 0o100664, false), false),   // group root may write
+        ((0, 50, 0o100664, false), true),   // another group may write
+        ((0, 0, 0o100646, false), true),    // everyone may write
+        ((1000, 0, 0o100600, false), true), // owned by someone else
+        ((0, 0, 0o41777, true), false),     // /tmp: sticky
+        ((0, 0, 0o40777, true), true),      // world-writable, not sticky
+        ((0, 0, 0o40755, true), false),
+    ];
+    for ((uid, gid, mode, is_dir), refused) in cases {
+        let why = unsafe_for_root(uid, gid, mode, is_dir);
+        assert_eq!(why.is_some(), refused, "{uid} {gid} {mode:o}: {why:?}");
+    }
+}
+
+#[test]
+fn load_as_root_refuses_a_world_writable_file() -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("tm.yaml");
+    std::fs::write(&path, "programs: {}\n")?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    let loaded = load(&path);
+    if nix::unistd::geteuid().is_root() {
+        let Err(e) = loaded else {
+            panic!("root loaded a world-writable config");
+        };
+        assert!(matches!(e, ConfigError::Unsafe { .. }), "{e}");
+        assert!(e.to_string().contains("writable by everyone"), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        assert!(load(&path).is_ok());
+    } else {
+        // Only root runs commands as others; anyone else may use such a file.
+        assert!(loaded.is_ok(), "{loaded:?}");
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@
 use super::yaml::{self, Entry, Kind, Node, Pos, Value, quote};
 use super::{
     AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_PIDFILE, LogConfig, LogLevel,
-    MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem, ProgramConfig, ServerConfig,
+    MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem, ProgramConfig, RunAs, ServerConfig,
 };
 use proto::Signal;
 use std::collections::BTreeMap;
@@ -326,6 +326,14 @@ impl Ctx {
                 "umask" => {
                     if let Some(mask) = self.umask(v, &at) {
                         p.umask = Some(mask);
+                    }
+                }
+                "user" => {
+                    if let Some(text) = self.text(v, &at, "a user name or uid (e.g. nobody)") {
+                        match resolve_user(text, nix::unistd::geteuid().as_raw()) {
+                            Ok(run_as) => p.user = Some(run_as),
+                            Err(why) => self.report(v.pos, &at, why),
+                        }
                     }
                 }
                 "maxrestarts" => {
@@ -851,6 +859,44 @@ impl Ctx {
         }
         (self.problems.len() == before).then_some(log)
     }
+}
+
+/// `user:` as written (a name, or a uid) to the account it names, with its
+/// groups. A daemon that is not root can only run programs as itself
+/// (`euid` is the daemon's effective uid).
+pub(super) fn resolve_user(text: &str, euid: u32) -> Result<RunAs, String> {
+    use nix::unistd::{Uid, User, getgrouplist};
+    let text = text.trim();
+    let found = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        match text.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => return Err(format!("uid {text} is out of range")),
+        }
+    } else {
+        User::from_name(text)
+    };
+    let user = match found {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(format!("no user {} on this host", quote(text))),
+        Err(e) => return Err(format!("cannot look up user {}: {e}", quote(text))),
+    };
+    let uid = user.uid.as_raw();
+    if euid != 0 && uid != euid {
+        return Err(format!(
+            "taskmasterd runs as uid {euid}, not root, so it can only run programs as itself; remove `user` or start taskmasterd as root"
+        ));
+    }
+    let name = std::ffi::CString::new(user.name.as_str())
+        .map_err(|_| format!("user name {} contains a NUL byte", quote(&user.name)))?;
+    let groups = getgrouplist(&name, user.gid)
+        .map_err(|e| format!("cannot list the groups of user {}: {e}", quote(&user.name)))?;
+    Ok(RunAs {
+        name: user.name,
+        uid,
+        gid: user.gid.as_raw(),
+        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+        home: user.dir,
+    })
 }
 
 fn to_u32(n: i128) -> u32 {

@@ -188,6 +188,7 @@ impl ProcessActor {
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {
         let spawned = spawn::spawn(
             &self.ctx.program,
+            self.ctx.index,
             self.stdout.as_deref(),
             self.stderr.as_deref(),
         );
