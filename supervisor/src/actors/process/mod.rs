@@ -24,6 +24,7 @@
 pub mod output;
 pub mod spawn;
 pub mod state;
+mod vfork;
 
 use crate::actors::reaper::{ChildExited, ChildTable};
 use crate::config::{OutputTarget, ProgramConfig};
