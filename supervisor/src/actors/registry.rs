@@ -230,8 +230,17 @@ impl Registry {
         request: Request,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<ControlReply> {
+        // While shutting down, reading is fine (watch it progress); changing
+        // the fleet is not.
         if self.phase == Phase::ShuttingDown
-            && !matches!(request, Request::Version | Request::Shutdown)
+            && !matches!(
+                request,
+                Request::Version
+                    | Request::Shutdown
+                    | Request::Status(_)
+                    | Request::Pid(_)
+                    | Request::Tail(_)
+            )
         {
             return ready(Response::error(
                 ErrorKind::ShuttingDown,
@@ -492,10 +501,12 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 }
 
 fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+    // Damerau-Levenshtein catches transpositions (`wbe`) without suggesting
+    // unrelated short names.
     let close = programs
         .keys()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|k| (strsim::normalized_damerau_levenshtein(name, k), k))
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match close {
         Some((_, k)) => format!("no such program: {name} (did you mean {k}?)"),
