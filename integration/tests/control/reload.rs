@@ -1,0 +1,1 @@
+//! Hot reload, by SIGHUP and by `taskmasterctl reload`.
