@@ -9,7 +9,7 @@
 
 use crate::config::{LogConfig, LogLevel};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -55,6 +55,7 @@ impl EventLog {
             .with_writer(file.clone());
         let stderr_layer = stderr.then(|| {
             tracing_subscriber::fmt::layer()
+                .with_ansi(io::stderr().is_terminal())
                 .with_target(false)
                 .with_writer(io::stderr)
         });

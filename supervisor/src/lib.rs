@@ -8,11 +8,14 @@
 pub mod actors;
 pub mod auth;
 pub mod config;
+pub mod daemonize;
 pub mod eventlog;
+pub mod pidfile;
+pub mod reload;
 
 use actix::{Actor, Addr, System};
 use actors::reaper::{ChildTable, Reaper};
-use actors::registry::{Registry, RegistryInit, Shutdown};
+use actors::registry::{Registry, RegistryInit, Reload, ReopenLogs, Shutdown};
 use std::io;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -23,20 +26,26 @@ pub struct DaemonInit {
     pub listener: std::net::TcpListener,
     pub token: auth::Token,
     pub event_log: Option<eventlog::EventLog>,
+    /// Told `ready` once the actors are up (the `--daemonize` launcher waits
+    /// on it, so `taskmasterd -d && taskmasterctl status` always works).
+    pub ready: Option<std::fs::File>,
 }
 
 /// Runs the daemon until it is shut down (SIGTERM, SIGINT, or a client's
-/// `shutdown`), and returns the process exit code.
+/// `shutdown`), and returns the process exit code. SIGHUP reloads the config,
+/// SIGUSR2 reopens every log file, a second SIGTERM/SIGINT forces the stop.
 ///
 /// Signal handlers are installed before any child is spawned: a signal that
 /// arrived before would otherwise take its default action and kill us.
 pub fn run(init: DaemonInit) -> io::Result<i32> {
     let system = System::new();
+    let ready = init.ready;
     let started: io::Result<()> = system.block_on(async move {
         let children = ChildTable::default();
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
         Reaper::new(children.clone())?.start();
         let registry = Registry::new(RegistryInit {
             config: init.config,
@@ -51,9 +60,11 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
                 tokio::select! {
                     Some(()) = term.recv() => shutdown(&registry, "SIGTERM"),
                     Some(()) = int.recv() => shutdown(&registry, "SIGINT"),
-                    Some(()) = hup.recv() => {
-                        tracing::warn!("SIGHUP received: reload is not supported by this build yet");
-                    }
+                    // tokio coalesces a burst of SIGHUPs into one wake-up, and
+                    // each reload is synchronous in the Registry: a burst is
+                    // one or a few reloads, never interleaved ones.
+                    Some(()) = hup.recv() => registry.do_send(Reload),
+                    Some(()) = usr2.recv() => registry.do_send(ReopenLogs),
                     else => break,
                 }
             }
@@ -61,6 +72,11 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
         Ok(())
     });
     started?;
+    if let Some(mut ready) = ready {
+        use std::io::Write;
+        // The launcher may be gone already; nothing to do about it then.
+        let _ = ready.write_all(b"ready\n");
+    }
     system.run_with_code()
 }
 

@@ -4,14 +4,14 @@
 //! event log, token, bind) with a clear message and exit code 1 on failure,
 //! then hand over to [`supervisor::run`].
 //!
-//! Exit codes: 0 clean shutdown or valid `--check`; 1 invalid config or any
-//! start-up failure.
+//! Exit codes: 0 clean shutdown, valid `--check`, or (with `-d`) the daemon
+//! is up; 1 invalid config or any start-up failure.
 
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use supervisor::{DaemonInit, auth, config, eventlog};
+use supervisor::{DaemonInit, auth, config, daemonize, eventlog, pidfile};
 
 /// Keeps a YAML-described fleet of programs alive.
 #[derive(Debug, Parser)]
@@ -24,6 +24,11 @@ struct Args {
     /// Validate the config file, print every problem, and exit (0 valid, 1 not).
     #[arg(long)]
     check: bool,
+
+    /// Go to the background once everything that can fail has succeeded;
+    /// exits 0 when the daemon is up, 1 with the reason otherwise.
+    #[arg(short, long)]
+    daemonize: bool,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,8 @@ fn check(args: &Args) -> ExitCode {
 }
 
 fn start(args: &Args) -> anyhow::Result<i32> {
+    // Everything that can fail happens here, before going to the background,
+    // so that a failure is a message on the terminal and exit status 1.
     let config = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -76,14 +83,34 @@ fn start(args: &Args) -> anyhow::Result<i32> {
             anyhow::bail!("invalid config {}; nothing started", args.config.display());
         }
     };
-    prepare_process()?;
-    let event_log = eventlog::EventLog::install(&config.log, true)?;
+    raise_fd_limit()?;
+    mark_inherited_fds_cloexec();
+    let mut pidfile = pidfile::Pidfile::acquire(&config.server.pidfile)?;
     let token = auth::Token::load_or_create(&config.server.token_file)?;
     let listener = std::net::TcpListener::bind(&config.server.listen)
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let event_log = eventlog::EventLog::install(&config.log, !args.daemonize)?;
+
+    let ready = if args.daemonize {
+        Some(daemonize::detach()?)
+    } else {
+        None
+    };
+
+    // From here on we are the daemon process.
+    pidfile.write_pid(std::process::id())?;
+    // Not inherited across fork: set it in the process that stays.
+    nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+    if let Some(previous) = &pidfile.previous {
+        tracing::warn!(
+            pidfile = %pidfile.path().display(),
+            previous = %previous,
+            "took over a stale pidfile (no running daemon held its lock)"
+        );
+    }
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "control socket reachable from the network (server.allow_remote)");
     }
@@ -94,27 +121,34 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         "daemon started"
     );
     tracing::info!("listening on {addr}");
-    Ok(supervisor::run(DaemonInit {
+    let code = supervisor::run(DaemonInit {
         config,
         listener,
         token,
         event_log: Some(event_log),
-    })?)
+        ready,
+    });
+    pidfile.remove();
+    Ok(code?)
 }
 
-/// Process-wide settings made once, before any child exists.
-fn prepare_process() -> anyhow::Result<()> {
+/// Each child costs up to 2 pipe fds; at the usual soft limit of 1024 a
+/// fleet of 1000 fails to spawn.
+fn raise_fd_limit() -> anyhow::Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    // Each child costs up to 2 pipe fds; at the usual soft limit of 1024 a
-    // fleet of 1000 fails to spawn.
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(NOFILE)")?;
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("setrlimit(NOFILE)")?;
     }
-    // Whatever our own parent leaked to us (fds >= 3) must not reach the
-    // children; mark them close-on-exec rather than closing them, since some
-    // may be in use by the runtime's own libraries later.
-    // SAFETY: plain syscall on our own fd table.
+    Ok(())
+}
+
+/// Whatever our own parent leaked to us (fds >= 3) must not reach the
+/// children. They are marked close-on-exec rather than closed: closing fds we
+/// do not know could pull one from under a library.
+fn mark_inherited_fds_cloexec() {
+    // SAFETY: a plain syscall on our own fd table; failure (kernel < 5.11)
+    // only loses this hardening, and pre_exec marks again in each child.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -123,8 +157,4 @@ fn prepare_process() -> anyhow::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
-    // Grandchildren whose parent exits are re-parented to us, so the Reaper
-    // collects them and nothing is left as a zombie or escapes `stop`.
-    nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
-    Ok(())
 }

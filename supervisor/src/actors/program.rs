@@ -16,8 +16,8 @@ use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, Context, Handler, Message, MessageResult,
-    ResponseActFuture, ResponseFuture, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    MessageResult, ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use futures::future::join_all;
 use proto::{
@@ -30,6 +30,8 @@ use std::sync::Arc;
 pub struct ProgramActor {
     config: Arc<ProgramConfig>,
     instances: Vec<Addr<ProcessActor>>,
+    /// Instances scaled away, still stopping; listed in `status` until gone.
+    retiring: Vec<(u32, Addr<ProcessActor>)>,
     children: ChildTable,
 }
 
@@ -38,6 +40,7 @@ impl ProgramActor {
         ProgramActor {
             config,
             instances: Vec::new(),
+            retiring: Vec::new(),
             children,
         }
     }
@@ -223,7 +226,10 @@ impl Handler<Status> for ProgramActor {
     type Result = ResponseFuture<Vec<ProcessInfo>>;
 
     fn handle(&mut self, msg: Status, _: &mut Self::Context) -> Self::Result {
-        let targets = self.select(&msg.indexes);
+        let mut targets = self.select(&msg.indexes);
+        if msg.indexes.is_none() {
+            targets.extend(self.retiring.iter().cloned());
+        }
         Box::pin(async move {
             join_all(targets.iter().map(|(_, a)| a.send(process::GetInfo)))
                 .await
@@ -312,6 +318,137 @@ impl Handler<Retire> for ProgramActor {
             ctx.stop();
             outcomes
         }))
+    }
+}
+
+/// How a reloaded program differs from the running one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Only policy keys (and maybe `autostart`): applied to live instances.
+    Policy,
+    /// `numprocs` changed (maybe with policy keys): scale in place.
+    Scale,
+    /// A key that changes how a process is spawned: restart the instances,
+    /// one by one.
+    Respawn,
+}
+
+/// Apply a reloaded config to this program.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Apply {
+    pub config: Arc<ProgramConfig>,
+    pub change: Change,
+}
+
+impl Handler<Apply> for ProgramActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) {
+        let old = std::mem::replace(&mut self.config, msg.config.clone());
+        // Every live instance gets the new config first: policy takes effect
+        // at the next decision, spawn keys at the next spawn.
+        for instance in &self.instances {
+            instance.do_send(process::UpdatePolicy(msg.config.clone()));
+        }
+        match msg.change {
+            Change::Policy => {}
+            Change::Scale => self.scale(old.numprocs, ctx),
+            Change::Respawn => {
+                if old.numprocs != self.config.numprocs {
+                    self.scale(old.numprocs, ctx);
+                }
+                self.rolling_restart(ctx);
+            }
+        }
+    }
+}
+
+impl ProgramActor {
+    /// Starts new indexes or retires the highest ones; the others are not
+    /// touched (same pids).
+    fn scale(&mut self, old: u32, ctx: &mut Context<Self>) {
+        let new = self.config.numprocs;
+        if new > old {
+            for i in old..new {
+                let instance = self.spawn_instance(i);
+                if self.config.autostart {
+                    instance.do_send(process::Start);
+                }
+                self.instances.push(instance);
+            }
+        } else {
+            let gone: Vec<_> = (new..).zip(self.instances.drain(new as usize..)).collect();
+            for (i, instance) in gone {
+                self.retiring.push((i, instance.clone()));
+                ctx.spawn(
+                    instance
+                        .send(process::Retire)
+                        .into_actor(self)
+                        .map(move |_, act, _| {
+                            act.retiring.retain(|(_, a)| *a != instance);
+                        }),
+                );
+            }
+        }
+    }
+
+    /// Restarts every instance that is meant to run, one after the other, so
+    /// a program with several instances never goes fully down.
+    fn rolling_restart(&mut self, ctx: &mut Context<Self>) {
+        let instances = self.instances.clone();
+        let restart = async move {
+            for instance in instances {
+                let Ok(info) = instance.send(process::GetInfo).await else {
+                    continue;
+                };
+                // A stopped or exited instance stays down: the user put it
+                // there or its policy did. It picks up the new config when it
+                // next starts.
+                if matches!(info.state, ProcessState::Stopped | ProcessState::Exited) {
+                    continue;
+                }
+                let _ = instance.send(process::Restart).await;
+            }
+        };
+        ctx.spawn(restart.into_actor(self));
+    }
+}
+
+/// SIGKILL every instance's process group now (forced shutdown). Resolves
+/// once every instance has sent its signal.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct KillAll;
+
+impl Handler<KillAll> for ProgramActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: KillAll, _: &mut Self::Context) -> Self::Result {
+        let all: Vec<_> = self
+            .instances
+            .iter()
+            .chain(self.retiring.iter().map(|(_, a)| a))
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            join_all(all.iter().map(|a| a.send(process::Kill))).await;
+        })
+    }
+}
+
+/// Reopen every instance's output files (SIGUSR2).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProgramActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for instance in &self.instances {
+            instance.do_send(process::ReopenOutput);
+        }
     }
 }
 

@@ -17,14 +17,18 @@ use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::process::OutputFollower;
 use crate::actors::program::{self, ProgramActor};
 use crate::actors::reaper::ChildTable;
-use crate::config::{Config, ProgramConfig};
+use crate::config::{self, Config, ProgramConfig};
 use crate::eventlog::EventLog;
+use crate::reload;
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, System,
     WrapFuture,
 };
 use futures::future::join_all;
-use proto::{Done, ErrorKind, PidEntry, ProcessInfo, Request, Response, TailReply, VersionInfo};
+use proto::{
+    Done, ErrorKind, ErrorReply, PidEntry, ProcessInfo, ReloadSummary, Request, Response,
+    TailReply, VersionInfo,
+};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -64,8 +68,10 @@ pub struct Registry {
     programs: BTreeMap<String, ProgramEntry>,
     children: ChildTable,
     listener: Option<Addr<Listener>>,
+    /// Programs removed by a reload whose instances are still stopping;
+    /// shutdown waits for them too.
+    retiring: Vec<Addr<ProgramActor>>,
     pending_listener: Option<(TcpListener, Arc<crate::auth::Token>)>,
-    #[allow(dead_code)] // applied on reload
     event_log: Option<EventLog>,
     phase: Phase,
     shutdown_waiters: Vec<oneshot::Sender<usize>>,
@@ -87,6 +93,7 @@ impl Registry {
             programs: BTreeMap::new(),
             children: init.children,
             listener: None,
+            retiring: Vec::new(),
             pending_listener: Some((init.listener, init.token)),
             event_log: init.event_log,
             phase: Phase::Running,
@@ -223,8 +230,17 @@ impl Registry {
         request: Request,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<ControlReply> {
+        // While shutting down, reading is fine (watch it progress); changing
+        // the fleet is not.
         if self.phase == Phase::ShuttingDown
-            && !matches!(request, Request::Version | Request::Shutdown)
+            && !matches!(
+                request,
+                Request::Version
+                    | Request::Shutdown
+                    | Request::Status(_)
+                    | Request::Pid(_)
+                    | Request::Tail(_)
+            )
         {
             return ready(Response::error(
                 ErrorKind::ShuttingDown,
@@ -323,10 +339,18 @@ impl Registry {
                     }
                 })
             }
-            Request::Reload => ready(Response::error(
-                ErrorKind::Failed,
-                "reload is not supported by this build yet",
-            )),
+            Request::Reload => ready(match self.reload(ctx) {
+                Ok(summary) => Response::Reload(summary),
+                Err(problems) => Response::Error(ErrorReply {
+                    kind: ErrorKind::Failed,
+                    message: format!(
+                        "reload rejected: {} problem(s) in {}; the running config is unchanged",
+                        problems.len(),
+                        self.config.file.display()
+                    ),
+                    details: problems,
+                }),
+            }),
             Request::NotifyTest(r) => ready(Response::error(
                 ErrorKind::Failed,
                 format!("no email notification rules configured for {:?}", r.program),
@@ -343,6 +367,69 @@ impl Registry {
                 })
             }
         }
+    }
+
+    /// Re-reads the config file and applies the difference. On an invalid
+    /// file nothing changes and every problem is returned (and logged).
+    fn reload(&mut self, ctx: &mut Context<Self>) -> Result<ReloadSummary, Vec<String>> {
+        let new = match config::load(&self.config.file) {
+            Ok(new) => new,
+            Err(e) => {
+                let problems = e.lines();
+                tracing::error!(
+                    problems = problems.len(),
+                    "reload rejected: keeping the running config"
+                );
+                for problem in &problems {
+                    tracing::error!("reload rejected: {problem}");
+                }
+                return Err(problems);
+            }
+        };
+        let mut plan = reload::plan(&self.config, &new);
+        for name in &plan.removed {
+            if let Some(entry) = self.programs.remove(name) {
+                let addr = entry.addr.clone();
+                self.retiring.push(addr.clone());
+                ctx.spawn(entry.addr.send(program::Retire).into_actor(self).map(
+                    move |_, act, _| {
+                        act.retiring.retain(|a| *a != addr);
+                    },
+                ));
+            }
+        }
+        for (config, change) in &plan.changed {
+            if let Some(entry) = self.programs.get_mut(&config.name) {
+                entry.config = config.clone();
+                entry.addr.do_send(program::Apply {
+                    config: config.clone(),
+                    change: *change,
+                });
+            }
+        }
+        for config in &plan.added {
+            self.add_program(config.clone());
+        }
+        if new.log != self.config.log {
+            if let Some(log) = &self.event_log {
+                if let Err(e) = log.apply(&new.log) {
+                    plan.notes.push(format!("event log not changed: {e}"));
+                }
+            }
+        }
+        let summary = plan.summary();
+        tracing::info!(
+            added = ?summary.added,
+            removed = ?summary.removed,
+            restarted = ?summary.restarted,
+            scaled = ?summary.scaled,
+            updated = ?summary.updated,
+            unchanged = summary.unchanged.len(),
+            notes = ?summary.notes,
+            "config reloaded"
+        );
+        self.config = Arc::new(new);
+        Ok(summary)
     }
 
     /// Resolves a target that must name exactly one instance.
@@ -414,10 +501,12 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 }
 
 fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+    // Damerau-Levenshtein catches transpositions (`wbe`) without suggesting
+    // unrelated short names.
     let close = programs
         .keys()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|k| (strsim::normalized_damerau_levenshtein(name, k), k))
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match close {
         Some((_, k)) => format!("no such program: {name} (did you mean {k}?)"),
@@ -433,8 +522,10 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // The mailbox of the root must never make a session wait.
-        ctx.set_mailbox_capacity(usize::MAX);
+        // Sessions and signals use `send`/`do_send`; a roomy mailbox keeps a
+        // burst of 256 sessions from queueing behind each other. (actix adds
+        // the sender count to this, so it must stay far from usize::MAX.)
+        ctx.set_mailbox_capacity(4096);
         if let Some((listener, token)) = self.pending_listener.take() {
             match Listener::new(listener, token, ctx.address()) {
                 Ok(l) => self.listener = Some(l.start()),
@@ -482,7 +573,25 @@ impl Handler<Control> for Registry {
     }
 }
 
-/// SIGTERM/SIGINT: stop everything and exit 0.
+/// SIGHUP: reload the config file (problems are logged).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        tracing::info!("reload requested (SIGHUP)");
+        let _ = self.reload(ctx);
+    }
+}
+
+/// SIGTERM/SIGINT: stop everything and exit 0. A second one during the
+/// shutdown SIGKILLs every process group and exits at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
@@ -491,7 +600,44 @@ impl Handler<Shutdown> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.begin_shutdown(ctx, None);
+        if self.phase != Phase::ShuttingDown {
+            self.begin_shutdown(ctx, None);
+            return;
+        }
+        tracing::warn!("second stop signal: killing every process group and exiting");
+        let kills: Vec<_> = self
+            .programs
+            .values()
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::KillAll))
+            .collect();
+        ctx.spawn(join_all(kills).into_actor(self).map(|_, _, _| {
+            tracing::info!("daemon stopped (forced)");
+            System::current().stop_with_code(0);
+        }));
+    }
+}
+
+/// SIGUSR2: reopen the event log and every output file at their paths
+/// (after logrotate moved them away).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenLogs;
+
+impl Handler<ReopenLogs> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenLogs, _: &mut Self::Context) {
+        if let Some(log) = &self.event_log
+            && let Err(e) = log.reopen()
+        {
+            tracing::error!(error = %e, "cannot reopen the event log; still writing the old file");
+        }
+        for entry in self.programs.values() {
+            entry.addr.do_send(program::ReopenOutput);
+        }
+        tracing::info!("log files reopened (SIGUSR2)");
     }
 }
 

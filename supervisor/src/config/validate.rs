@@ -616,8 +616,11 @@ impl Ctx {
             );
             return None;
         }
+        // `logs/` next to the config is created by the daemon at start, so a
+        // file in it is fine even before the first run.
+        let default_logs = self.dir.join(super::DEFAULT_LOGS_DIR);
         match path.parent() {
-            Some(parent) if !parent.is_dir() => {
+            Some(parent) if !parent.is_dir() && parent != default_logs => {
                 self.report(
                     node.pos,
                     at,

@@ -1,17 +1,57 @@
 //! ProcessActor: one per process instance (`NAME:INDEX`).
 //!
-//! STUB: the interface is final, the behaviour is being built (see
-//! `state.rs` for the pure state machine this actor will drive).
+//! The actor is a thin executor around the pure [`state::Machine`]: every
+//! request and every observed fact (spawned, exited, timer fired, process
+//! group gone) becomes a [`state::Event`], and the [`state::Effect`]s the
+//! machine returns are carried out here, in order: forking ([`spawn`]),
+//! `killpg`, the one timer (`ctx.run_later`, its handle replaced on re-arm),
+//! polling `killpg(pgid, 0)` every 10 ms while a stop waits for the group to
+//! empty, event-log lines, and answering waiting requests.
+//!
+//! Nothing here blocks: requests that wait (`Start`, `Stop`, `Restart`,
+//! `Retire`) park a oneshot sender in a waiter list and return a future; the
+//! machine's `Resolve` effects complete them. Two concurrent starts therefore
+//! share one spawn and one outcome. A failed start's outcome carries the last
+//! lines of the program's stderr (stdout if stderr is discarded), read after
+//! the output readers have drained the pipe (bounded wait).
+//!
+//! The child's pid is registered with the Reaper's [`ChildTable`] in the same
+//! handler that forked it, so its exit always comes back as [`ChildExited`].
+//! If the actor stops with waiters pending they are answered (failed), and a
+//! process group still alive is SIGKILLed: an instance never outlives its
+//! actor unsupervised.
 
+pub mod output;
+pub mod spawn;
 pub mod state;
 
 use crate::actors::reaper::{ChildExited, ChildTable};
-use crate::config::ProgramConfig;
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use crate::config::{OutputTarget, ProgramConfig};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message,
+    ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
+};
 use bytes::Bytes;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal as NixSignal, killpg};
+use nix::unistd::Pid;
+use output::OutputSink;
 use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal, TailReply};
+use state::{Effect, Event, Level, Machine, Policy, Resolve};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, oneshot};
+
+/// How often a stop checks whether the process group is empty.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+/// Every this many polls, a group that still answers `killpg` is checked
+/// for members that are not zombies (see [`group_has_live_members`]).
+const ZOMBIE_CHECK_EVERY: u32 = 50;
+/// Lines of output shown with a failed start.
+const FAILURE_TAIL_LINES: usize = 20;
+/// How long a failed start's answer waits for the output pipes to drain.
+const FAILURE_TAIL_SETTLE: Duration = Duration::from_millis(250);
 
 /// What a process actor needs from the outside.
 #[derive(Debug, Clone)]
@@ -25,20 +65,341 @@ pub struct InstanceContext {
 #[derive(Debug)]
 pub struct ProcessActor {
     ctx: InstanceContext,
+    name: String,
+    policy: Policy,
+    machine: Machine,
+    stdout: Option<Arc<OutputSink>>,
+    stderr: Option<Arc<OutputSink>>,
+    /// The machine's one timer.
+    timer: Option<SpawnHandle>,
+    /// The process-group poll of a stop.
+    group_poll: Option<SpawnHandle>,
+    /// pid of the latest child, for log lines after it exited.
+    last_pid: Option<u32>,
+    start_waiters: Vec<oneshot::Sender<Outcome>>,
+    stop_waiters: Vec<oneshot::Sender<Outcome>>,
+    /// `Retire` received: starts are refused.
+    retiring: bool,
+    /// Events waiting for the current one's effects to finish.
+    queue: VecDeque<(Event, Instant)>,
+    applying: bool,
 }
 
 impl ProcessActor {
+    /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
-        ProcessActor { ctx }
+        let program = &ctx.program;
+        ProcessActor {
+            name: program.instance_name(ctx.index),
+            policy: Policy::of(program),
+            machine: Machine::new(),
+            stdout: output_sink(program, ctx.index, OutputStream::Stdout),
+            stderr: output_sink(program, ctx.index, OutputStream::Stderr),
+            timer: None,
+            group_poll: None,
+            last_pid: None,
+            start_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+            retiring: false,
+            queue: VecDeque::new(),
+            applying: false,
+            ctx,
+        }
     }
 
     fn name(&self) -> String {
-        self.ctx.program.instance_name(self.ctx.index)
+        self.name.clone()
     }
+
+    /// Feeds one event to the machine and carries out its effects. Events
+    /// raised while effects run (spawned, group already gone) are queued, so
+    /// each event's effects complete, in order, before the next is decided.
+    fn apply(&mut self, ev: Event, now: Instant, ctx: &mut Context<Self>) {
+        self.queue.push_back((ev, now));
+        if self.applying {
+            return;
+        }
+        self.applying = true;
+        while let Some((ev, now)) = self.queue.pop_front() {
+            for effect in self.machine.on_event(ev, &self.policy, now) {
+                self.execute(effect, ctx);
+            }
+        }
+        self.applying = false;
+    }
+
+    fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::Spawn => self.spawn_child(ctx),
+            Effect::SignalGroup { pgid, signal } => self.signal_group(pgid, signal),
+            Effect::KillGroup { pgid } => self.signal_group(pgid, Signal::Kill),
+            Effect::KillRemnants { pgid } => {
+                if group_alive(pgid) {
+                    tracing::warn!(process = %self.name, pgid,
+                        "leader exited; killing what is left of its process group");
+                    self.signal_group(pgid, Signal::Kill);
+                }
+            }
+            Effect::SetTimer { generation, after } => {
+                if let Some(old) = self.timer.take() {
+                    ctx.cancel_future(old);
+                }
+                self.timer = Some(ctx.run_later(after, move |act, ctx| {
+                    act.timer = None;
+                    act.apply(Event::TimerFired { generation }, Instant::now(), ctx);
+                }));
+            }
+            Effect::CancelTimer => {
+                if let Some(old) = self.timer.take() {
+                    ctx.cancel_future(old);
+                }
+            }
+            Effect::WatchGroup { pgid } => {
+                if let Some(old) = self.group_poll.take() {
+                    ctx.cancel_future(old);
+                }
+                if !group_alive(pgid) {
+                    self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+                    return;
+                }
+                let mut polls = 0u32;
+                self.group_poll = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
+                    polls = polls.wrapping_add(1);
+                    let gone = !group_alive(pgid)
+                        || (polls % ZOMBIE_CHECK_EVERY == 0 && !group_has_live_members(pgid) && {
+                            tracing::warn!(process = %act.name, pgid,
+                                "only zombies left in the process group; treating it as gone \
+                                 (orphans are not being reaped: is the daemon a child subreaper?)");
+                            true
+                        });
+                    if gone {
+                        if let Some(poll) = act.group_poll.take() {
+                            ctx.cancel_future(poll);
+                        }
+                        act.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+                    }
+                }));
+            }
+            Effect::Log(level, message) => self.log(level, &message),
+            Effect::Resolve(resolve) => self.resolve(resolve, ctx),
+        }
+    }
+
+    fn spawn_child(&mut self, ctx: &mut Context<Self>) {
+        let spawned = spawn::spawn(
+            &self.ctx.program,
+            self.stdout.as_deref(),
+            self.stderr.as_deref(),
+        );
+        match spawned {
+            Ok(child) => {
+                // Before anything can yield, so the Reaper knows who to tell.
+                self.ctx
+                    .children
+                    .watch(child.pid, ctx.address().recipient());
+                self.last_pid = Some(child.pid);
+                if let (Some(fd), Some(sink)) = (child.stdout, &self.stdout) {
+                    sink.pump(fd, &self.name);
+                }
+                if let (Some(fd), Some(sink)) = (child.stderr, &self.stderr) {
+                    sink.pump(fd, &self.name);
+                }
+                self.apply(Event::Spawned { pid: child.pid }, Instant::now(), ctx);
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.apply(Event::SpawnFailed { error }, Instant::now(), ctx);
+            }
+        }
+    }
+
+    fn signal_group(&self, pgid: u32, signal: Signal) {
+        if let Err(e) = send_group(pgid, signal)
+            && e != Errno::ESRCH
+        {
+            tracing::error!(process = %self.name, pgid, signal = %signal, error = %e,
+                "cannot signal process group");
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let (name, pid) = (&self.name, self.last_pid);
+        match level {
+            Level::Info => tracing::info!(process = %name, pid, "{message}"),
+            Level::Warn => tracing::warn!(process = %name, pid, "{message}"),
+            Level::Error => tracing::error!(process = %name, pid, "{message}"),
+        }
+    }
+
+    fn outcome(&self, ok: bool, message: String) -> Outcome {
+        Outcome {
+            name: self.name(),
+            ok,
+            state: self.machine.state(),
+            message,
+            output_tail: Vec::new(),
+        }
+    }
+
+    fn resolve(&mut self, resolve: Resolve, ctx: &mut Context<Self>) {
+        match resolve {
+            Resolve::Started(message) => {
+                let outcome = self.outcome(true, message);
+                for w in self.start_waiters.drain(..) {
+                    let _ = w.send(outcome.clone());
+                }
+            }
+            Resolve::Stopped(message) => {
+                let outcome = self.outcome(true, message);
+                for w in self.stop_waiters.drain(..) {
+                    let _ = w.send(outcome.clone());
+                }
+            }
+            Resolve::StartFailed(reason) => {
+                let waiters = std::mem::take(&mut self.start_waiters);
+                if waiters.is_empty() {
+                    return;
+                }
+                let mut outcome = self.outcome(false, reason);
+                let sink = self.stderr.clone().or_else(|| self.stdout.clone());
+                let name = self.name();
+                // Answered once the pipes are drained, so the tail shows the
+                // program's last words.
+                ctx.spawn(
+                    async move {
+                        if let Some(sink) = sink {
+                            sink.settle(FAILURE_TAIL_SETTLE).await;
+                            match output::read_tail(sink.path(), FAILURE_TAIL_LINES) {
+                                Ok(lines) => outcome.output_tail = lines,
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(e) => tracing::warn!(process = %name, error = %e,
+                                    path = %sink.path().display(), "cannot read output tail"),
+                            }
+                        }
+                        for w in waiters {
+                            let _ = w.send(outcome.clone());
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+
+    /// Parks a start waiter; the returned future yields its outcome.
+    fn wait_start(&mut self) -> impl Future<Output = Outcome> + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.start_waiters.push(tx);
+        self.waiting(rx)
+    }
+
+    fn wait_stop(&mut self) -> impl Future<Output = Outcome> + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.stop_waiters.push(tx);
+        self.waiting(rx)
+    }
+
+    fn waiting(&self, rx: oneshot::Receiver<Outcome>) -> impl Future<Output = Outcome> + 'static {
+        let name = self.name();
+        async move {
+            rx.await.unwrap_or_else(|_| Outcome {
+                name,
+                ok: false,
+                state: ProcessState::Stopped,
+                message: "instance removed before the request completed".into(),
+                output_tail: Vec::new(),
+            })
+        }
+    }
+
+    fn refuse_start(&self) -> ResponseFuture<Outcome> {
+        let outcome = self.outcome(false, "instance is being removed".into());
+        Box::pin(async move { outcome })
+    }
+}
+
+/// The sink of one stream, or `None` when it is discarded.
+fn output_sink(
+    program: &ProgramConfig,
+    index: u32,
+    stream: OutputStream,
+) -> Option<Arc<OutputSink>> {
+    let path = program.output_path(stream, index)?;
+    let create_dir = match (stream, &program.stdout, &program.stderr) {
+        (OutputStream::Stdout, OutputTarget::InstanceFileIn(dir), _)
+        | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
+        _ => None,
+    };
+    Some(OutputSink::new(stream, path, create_dir))
+}
+
+/// `killpg` with the nix equivalent of `signal`.
+fn send_group(pgid: u32, signal: Signal) -> Result<(), Errno> {
+    let sig = NixSignal::try_from(signal.number())?;
+    let pgid = i32::try_from(pgid).map_err(|_| Errno::EINVAL)?;
+    killpg(Pid::from_raw(pgid), sig)
+}
+
+/// True while any process of group `pgid` exists (EPERM means it exists).
+fn group_alive(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
+}
+
+/// True when some process of group `pgid` is not a zombie, by scanning
+/// `/proc`. Zombies answer `killpg(pgid, 0)` until their parent reaps them;
+/// when orphaned members are re-parented to an init that does not reap, the
+/// group would look alive forever. Unreadable `/proc`: assume alive.
+fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false; // exited meanwhile
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }
 
 impl Actor for ProcessActor {
     type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(pgid) = self.machine.pgid()
+            && group_alive(pgid)
+        {
+            tracing::warn!(process = %self.name, pgid, "actor stopped with a live process group; killing it");
+            self.signal_group(pgid, Signal::Kill);
+        }
+        let outcome = self.outcome(
+            false,
+            "instance removed before the request completed".into(),
+        );
+        for w in self
+            .start_waiters
+            .drain(..)
+            .chain(self.stop_waiters.drain(..))
+        {
+            let _ = w.send(outcome.clone());
+        }
+    }
 }
 
 /// Start the instance. Resolves once it is RUNNING (passed `starttime`), or
@@ -92,42 +453,89 @@ pub struct Tail {
     pub follow: bool,
 }
 
-fn not_ready(name: String) -> Outcome {
-    Outcome {
-        name,
-        ok: false,
-        state: ProcessState::Stopped,
-        message: "process actor not implemented".into(),
-        output_tail: Vec::new(),
+impl Handler<Start> for ProcessActor {
+    type Result = ResponseFuture<Outcome>;
+    fn handle(&mut self, _: Start, ctx: &mut Self::Context) -> Self::Result {
+        if self.retiring {
+            return self.refuse_start();
+        }
+        let done = self.wait_start();
+        self.apply(Event::Start, Instant::now(), ctx);
+        Box::pin(done)
     }
 }
 
-macro_rules! stub_outcome {
-    ($($msg:ty),*) => {$(
-        impl Handler<$msg> for ProcessActor {
-            type Result = ResponseFuture<Outcome>;
-            fn handle(&mut self, _: $msg, _: &mut Self::Context) -> Self::Result {
-                let name = self.name();
-                Box::pin(async move { not_ready(name) })
-            }
-        }
-    )*};
+impl Handler<Stop> for ProcessActor {
+    type Result = ResponseFuture<Outcome>;
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
+        let done = self.wait_stop();
+        self.apply(Event::Stop, Instant::now(), ctx);
+        Box::pin(done)
+    }
 }
-stub_outcome!(Start, Stop, Restart, Retire, SendSignal);
+
+impl Handler<Restart> for ProcessActor {
+    type Result = ResponseFuture<Outcome>;
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> Self::Result {
+        if self.retiring {
+            return self.refuse_start();
+        }
+        // The stop half answers earlier starts; this request waits for the
+        // start that follows (remembered while STOPPING).
+        self.apply(Event::Stop, Instant::now(), ctx);
+        let done = self.wait_start();
+        self.apply(Event::Start, Instant::now(), ctx);
+        Box::pin(done)
+    }
+}
+
+impl Handler<Retire> for ProcessActor {
+    type Result = ResponseActFuture<Self, Outcome>;
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) -> Self::Result {
+        self.retiring = true;
+        let done = self.wait_stop();
+        self.apply(Event::Stop, Instant::now(), ctx);
+        Box::pin(done.into_actor(self).map(|outcome, _, ctx| {
+            ctx.stop();
+            outcome
+        }))
+    }
+}
+
+impl Handler<SendSignal> for ProcessActor {
+    type Result = ResponseFuture<Outcome>;
+    fn handle(&mut self, msg: SendSignal, _: &mut Self::Context) -> Self::Result {
+        let signal = msg.0;
+        let outcome = match self.machine.pgid() {
+            Some(pgid) if self.machine.state().is_alive() => match send_group(pgid, signal) {
+                Ok(()) => {
+                    tracing::info!(process = %self.name, pid = self.last_pid,
+                        "sent SIG{signal}");
+                    self.outcome(true, format!("sent SIG{signal}"))
+                }
+                Err(e) => self.outcome(false, format!("cannot send SIG{signal}: {e}")),
+            },
+            _ => self.outcome(false, "not running".into()),
+        };
+        Box::pin(async move { outcome })
+    }
+}
 
 impl Handler<GetInfo> for ProcessActor {
     type Result = actix::MessageResult<GetInfo>;
     fn handle(&mut self, _: GetInfo, _: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let m = &self.machine;
         actix::MessageResult(ProcessInfo {
             name: self.name(),
             program: self.ctx.program.name.clone(),
             index: self.ctx.index,
-            state: ProcessState::Stopped,
-            pid: None,
-            uptime_s: 0.0,
-            exitcode: None,
-            restarts: 0,
-            description: "Not started".into(),
+            state: m.state(),
+            pid: m.pid(),
+            uptime_s: m.uptime(now).as_secs_f64(),
+            exitcode: m.exitcode(),
+            restarts: m.restarts(),
+            description: m.describe(now),
         })
     }
 }
@@ -135,18 +543,109 @@ impl Handler<GetInfo> for ProcessActor {
 impl Handler<UpdatePolicy> for ProcessActor {
     type Result = ();
     fn handle(&mut self, msg: UpdatePolicy, _: &mut Self::Context) {
+        // Armed timers keep their deadline; the next decision uses these.
+        self.policy = Policy::of(&msg.0);
+        // A moved output file takes effect at the next spawn: the running
+        // child keeps writing through its pipe into the old sink.
+        let index = self.ctx.index;
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let (old, new) = (
+                self.ctx.program.output_path(stream, index),
+                msg.0.output_path(stream, index),
+            );
+            if old != new {
+                let sink = output_sink(&msg.0, index, stream);
+                match stream {
+                    OutputStream::Stdout => self.stdout = sink,
+                    OutputStream::Stderr => self.stderr = sink,
+                }
+            }
+        }
         self.ctx.program = msg.0;
+    }
+}
+
+/// SIGKILL the instance's whole process group now (second SIGTERM during a
+/// shutdown). The state machine then sees the exit as usual.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kill;
+
+impl Handler<Kill> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: Kill, _: &mut Self::Context) {
+        if let Some(pgid) = self.machine.pgid() {
+            tracing::warn!(process = %self.name, pid = self.last_pid, "killed (forced shutdown)");
+            self.signal_group(pgid, Signal::Kill);
+        }
+    }
+}
+
+/// Reopen the output files at their paths (SIGUSR2, after log rotation).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for sink in self.stdout.iter().chain(self.stderr.iter()) {
+            if let Err(e) = sink.open() {
+                tracing::error!(process = %self.name, path = %sink.path().display(), error = %e,
+                    "cannot reopen output file");
+            }
+        }
     }
 }
 
 impl Handler<Tail> for ProcessActor {
     type Result = Result<(TailReply, Option<OutputFollower>), (ErrorKind, String)>;
-    fn handle(&mut self, _: Tail, _: &mut Self::Context) -> Self::Result {
-        Err((ErrorKind::Internal, "not implemented".into()))
+    fn handle(&mut self, msg: Tail, _: &mut Self::Context) -> Self::Result {
+        let sink = match msg.stream {
+            OutputStream::Stdout => &self.stdout,
+            OutputStream::Stderr => &self.stderr,
+        };
+        let Some(sink) = sink else {
+            let stream = msg.stream;
+            return Err((
+                ErrorKind::Failed,
+                format!("{} {stream} is discarded ({stream}: null)", self.name),
+            ));
+        };
+        // Subscribed before reading, so nothing falls between tail and follow.
+        let follower = msg.follow.then(|| sink.subscribe());
+        let lines = match output::read_tail(sink.path(), msg.lines) {
+            Ok(lines) => lines,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err((
+                    ErrorKind::Failed,
+                    format!("cannot read {}: {e}", sink.path().display()),
+                ));
+            }
+        };
+        Ok((
+            TailReply {
+                name: self.name(),
+                stream: msg.stream,
+                path: sink.path().display().to_string(),
+                lines,
+            },
+            follower,
+        ))
     }
 }
 
 impl Handler<ChildExited> for ProcessActor {
     type Result = ();
-    fn handle(&mut self, _: ChildExited, _: &mut Self::Context) {}
+    fn handle(&mut self, msg: ChildExited, ctx: &mut Self::Context) {
+        let ev = Event::Exited {
+            pid: msg.pid,
+            status: msg.status,
+        };
+        self.apply(ev, msg.at, ctx);
+    }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,503 @@
+//! Turns daemon replies into what the user sees: text for people, JSON for scripts.
+//!
+//! Pure functions from [`proto::Response`] to a [`Rendered`] (stdout text,
+//! stderr text, exit code), so the whole output contract is unit-tested with
+//! golden strings and no socket. The exit code is decided here too, because
+//! it depends on the reply (a `start` whose outcome is not ok exits 1).
+
+use crate::Code;
+use crate::command::{COMMANDS, Command, TARGET_HELP, UsageError, spec};
+use proto::{ErrorReply, Outcome, PidEntry, ProcessInfo, ReloadSummary, Response};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+/// What one command prints, and how it exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: Code,
+}
+
+impl Rendered {
+    fn out(stdout: String, code: Code) -> Self {
+        Self {
+            stdout,
+            stderr: String::new(),
+            code,
+        }
+    }
+
+    fn err(stderr: String, code: Code) -> Self {
+        Self {
+            stdout: String::new(),
+            stderr,
+            code,
+        }
+    }
+}
+
+/// Renders the reply to `command`.
+pub fn response(command: &Command, reply: &Response, json: bool) -> Rendered {
+    if !fits(command, reply) {
+        let message = unexpected(reply);
+        return if json {
+            Rendered::out(error_json("protocol", message.trim_end()), Code::Failed)
+        } else {
+            Rendered::err(message, Code::Failed)
+        };
+    }
+    if json {
+        return response_json(reply);
+    }
+    match (command, reply) {
+        (_, Response::Error(e)) => Rendered::err(error_text(e), Code::Failed),
+        (Command::Status { .. }, Response::Status(infos)) => {
+            if infos.is_empty() {
+                Rendered::err("no processes\n".into(), Code::Ok)
+            } else {
+                Rendered::out(status_table(infos), Code::Ok)
+            }
+        }
+        (_, Response::Outcomes(outcomes)) => {
+            let code = if outcomes.iter().all(|o| o.ok) {
+                Code::Ok
+            } else {
+                Code::Failed
+            };
+            Rendered::out(outcomes_text(outcomes), code)
+        }
+        (_, Response::Pids(pids)) => Rendered::out(pids_text(pids), Code::Ok),
+        (_, Response::Tail(t)) => Rendered::out(lines_text(&t.lines), Code::Ok),
+        (_, Response::TailChunk(c)) => Rendered::out(c.data.clone(), Code::Ok),
+        (_, Response::Reload(summary)) => Rendered::out(reload_text(summary), Code::Ok),
+        (_, Response::Version(v)) => Rendered::out(
+            format!(
+                "taskmasterctl {}\ntaskmasterd {} (protocol {})\n",
+                proto::SUITE_VERSION,
+                v.daemon_version,
+                v.protocol_version
+            ),
+            Code::Ok,
+        ),
+        (_, Response::Done(d)) => Rendered::out(format!("{}\n", d.message), Code::Ok),
+        (_, other) => Rendered::err(unexpected(other), Code::Failed),
+    }
+}
+
+/// Whether `reply` is an answer to `command` at all; anything else is a
+/// daemon bug or a version skew, reported rather than printed as if it fit.
+fn fits(command: &Command, reply: &Response) -> bool {
+    use Command as C;
+    use Response as R;
+    matches!(
+        (command, reply),
+        (_, R::Error(_))
+            | (C::Status { .. }, R::Status(_))
+            | (
+                C::Start { .. }
+                    | C::Stop { .. }
+                    | C::Restart { .. }
+                    | C::Signal { .. }
+                    | C::NotifyTest { .. },
+                R::Outcomes(_) | R::Done(_)
+            )
+            | (C::Pid { .. }, R::Pids(_))
+            | (C::Tail { .. }, R::Tail(_) | R::TailChunk(_))
+            | (C::Reload, R::Reload(_) | R::Done(_))
+            | (C::Version, R::Version(_))
+            | (C::Shutdown, R::Done(_))
+    )
+}
+
+fn response_json(reply: &Response) -> Rendered {
+    let code = match reply {
+        Response::Error(_) => Code::Failed,
+        Response::Outcomes(o) if o.iter().any(|o| !o.ok) => Code::Failed,
+        _ => Code::Ok,
+    };
+    let value = match reply {
+        Response::Error(e) => json!({ "error": e }),
+        Response::Version(v) => json!({
+            "client_version": proto::SUITE_VERSION,
+            "daemon_version": v.daemon_version,
+            "protocol_version": v.protocol_version,
+        }),
+        // Every other reply is `{"type": .., "data": ..}` on the wire: print the data.
+        other => match serde_json::to_value(other) {
+            Ok(Value::Object(mut o)) => o.remove("data").unwrap_or(Value::Null),
+            Ok(v) => v,
+            Err(e) => json!({ "error": { "kind": "internal", "message": e.to_string() } }),
+        },
+    };
+    Rendered::out(json_line(&value), code)
+}
+
+/// One JSON document and a newline.
+pub fn json_line(value: &Value) -> String {
+    let mut s = value.to_string();
+    s.push('\n');
+    s
+}
+
+/// A local error (usage, connection) as a JSON document for `--json`.
+pub fn error_json(kind: &str, message: &str) -> String {
+    json_line(&json!({ "error": { "kind": kind, "message": message, "details": [] } }))
+}
+
+/// `status`: aligned columns name, state, description.
+pub fn status_table(infos: &[ProcessInfo]) -> String {
+    let name_w = infos.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    let state_w = infos
+        .iter()
+        .map(|i| i.state.name().len())
+        .max()
+        .unwrap_or(0);
+    let mut s = String::new();
+    for i in infos {
+        let line = format!(
+            "{:<name_w$}  {:<state_w$}  {}",
+            i.name,
+            i.state.name(),
+            i.description
+        );
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// `web:0: started`, or `web:0: ERROR (why)` and the program's last lines.
+pub fn outcomes_text(outcomes: &[Outcome]) -> String {
+    let mut s = String::new();
+    for o in outcomes {
+        if o.ok {
+            let _ = writeln!(s, "{}: {}", o.name, o.message);
+        } else {
+            let _ = writeln!(s, "{}: ERROR ({})", o.name, o.message);
+            if !o.output_tail.is_empty() {
+                let _ = writeln!(s, "  last output of {}:", o.name);
+                for line in &o.output_tail {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Pids one per line; an instance without a process prints 0, as supervisorctl does.
+pub fn pids_text(pids: &[PidEntry]) -> String {
+    let mut s = String::new();
+    for p in pids {
+        let _ = writeln!(s, "{}", p.pid.unwrap_or(0));
+    }
+    s
+}
+
+fn lines_text(lines: &[String]) -> String {
+    let mut s = String::new();
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// Counts and names per class, then the notes.
+pub fn reload_text(r: &ReloadSummary) -> String {
+    let mut s = String::new();
+    let classes = [
+        ("added", &r.added),
+        ("removed", &r.removed),
+        ("restarted", &r.restarted),
+        ("scaled", &r.scaled),
+        ("updated in place", &r.updated),
+        ("unchanged", &r.unchanged),
+    ];
+    for (label, names) in classes {
+        if names.is_empty() {
+            let _ = writeln!(s, "{label}: 0");
+        } else {
+            let _ = writeln!(s, "{label}: {} ({})", names.len(), names.join(", "));
+        }
+    }
+    for note in &r.notes {
+        let _ = writeln!(s, "note: {note}");
+    }
+    s
+}
+
+/// An error reply on its own (e.g. one ending a `tail -f` stream).
+pub fn error_reply(e: &ErrorReply, json: bool) -> Rendered {
+    if json {
+        Rendered::out(json_line(&json!({ "error": e })), Code::Failed)
+    } else {
+        Rendered::err(error_text(e), Code::Failed)
+    }
+}
+
+/// `error: message`, then each detail line indented.
+pub fn error_text(e: &ErrorReply) -> String {
+    let mut s = format!("error: {}\n", e.message);
+    for d in &e.details {
+        let _ = writeln!(s, "  {d}");
+    }
+    s
+}
+
+fn unexpected(reply: &Response) -> String {
+    format!("error: unexpected reply from taskmasterd: {reply:?}\n")
+}
+
+/// A usage error: the message and, when known, the command's usage line.
+pub fn usage_error(e: &UsageError, json: bool) -> Rendered {
+    let mut stderr = format!("error: {e}\n");
+    match e.usage() {
+        Some(u) => {
+            let _ = writeln!(stderr, "usage: {u}");
+        }
+        None => stderr.push_str("type help for the list of commands\n"),
+    }
+    Rendered {
+        stdout: if json {
+            error_json("usage", &e.message)
+        } else {
+            String::new()
+        },
+        stderr,
+        code: Code::Usage,
+    }
+}
+
+/// `help` (every command) or `help CMD` (its usage and description).
+pub fn help(command: Option<&str>) -> String {
+    match command.and_then(spec) {
+        Some(c) => format!("usage: {}\n  {}\n", c.usage, c.about),
+        None => {
+            let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
+            let mut s = String::from("commands:\n");
+            for c in COMMANDS {
+                let _ = writeln!(s, "  {:<width$}  {}", c.usage, c.about);
+            }
+            let _ = writeln!(s, "{TARGET_HELP}");
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::{ErrorKind, ProcessState, TailReply, VersionInfo};
+
+    fn info(name: &str, state: ProcessState, pid: Option<u32>, desc: &str) -> ProcessInfo {
+        let (program, index) = name.split_once(':').unwrap_or((name, "0"));
+        ProcessInfo {
+            name: name.into(),
+            program: program.into(),
+            index: index.parse().unwrap_or(0),
+            state,
+            pid,
+            uptime_s: 1.0,
+            exitcode: None,
+            restarts: 0,
+            description: desc.into(),
+        }
+    }
+
+    fn status() -> Command {
+        Command::Status { targets: vec![] }
+    }
+
+    fn start() -> Command {
+        Command::Start {
+            targets: vec!["web".into()],
+            wait: true,
+        }
+    }
+
+    #[test]
+    fn status_columns_are_aligned() {
+        let infos = [
+            info(
+                "web:0",
+                ProcessState::Running,
+                Some(12),
+                "pid 12, uptime 0:00:01",
+            ),
+            info("worker:10", ProcessState::Fatal, None, "exited too quickly"),
+            info("db:0", ProcessState::Stopped, None, ""),
+        ];
+        let r = response(&status(), &Response::Status(infos.to_vec()), false);
+        assert_eq!(
+            r.stdout,
+            "web:0      RUNNING  pid 12, uptime 0:00:01\n\
+             worker:10  FATAL    exited too quickly\n\
+             db:0       STOPPED\n"
+        );
+        assert_eq!(r.code, Code::Ok);
+    }
+
+    #[test]
+    fn status_json_is_the_process_info_array() -> Result<(), serde_json::Error> {
+        let infos = vec![info("web:0", ProcessState::Running, Some(12), "x")];
+        let r = response(&status(), &Response::Status(infos), true);
+        let v: Value = serde_json::from_str(&r.stdout)?;
+        assert_eq!(v[0]["name"], "web:0");
+        assert_eq!(v[0]["state"], "RUNNING");
+        assert_eq!(v[0]["pid"], 12);
+        assert!(v[0]["exitcode"].is_null());
+        assert_eq!(r.code, Code::Ok);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_start_prints_reason_and_indented_output_and_exits_1() -> Result<(), serde_json::Error>
+    {
+        let outcomes = vec![
+            Outcome {
+                name: "web:0".into(),
+                ok: true,
+                state: ProcessState::Running,
+                message: "started".into(),
+                output_tail: vec![],
+            },
+            Outcome {
+                name: "web:1".into(),
+                ok: false,
+                state: ProcessState::Fatal,
+                message: "exited too quickly (exit status 1)".into(),
+                output_tail: vec!["boom".into(), "bye".into()],
+            },
+        ];
+        let r = response(&start(), &Response::Outcomes(outcomes.clone()), false);
+        assert_eq!(
+            r.stdout,
+            "web:0: started\n\
+             web:1: ERROR (exited too quickly (exit status 1))\n  \
+             last output of web:1:\n    boom\n    bye\n"
+        );
+        assert_eq!(r.code, Code::Failed);
+        let ok = response(&start(), &Response::Outcomes(outcomes[..1].to_vec()), false);
+        assert_eq!(
+            (ok.stdout.as_str(), ok.code),
+            ("web:0: started\n", Code::Ok)
+        );
+        let j = response(&start(), &Response::Outcomes(outcomes), true);
+        assert_eq!(j.code, Code::Failed);
+        let v: Value = serde_json::from_str(&j.stdout)?;
+        assert_eq!(v[1]["name"], "web:1");
+        assert_eq!(v[1]["ok"], false);
+        assert_eq!(v[1]["output_tail"][0], "boom");
+        Ok(())
+    }
+
+    #[test]
+    fn errors_go_to_stderr_with_details_and_exit_1() {
+        let reply = Response::Error(ErrorReply {
+            kind: ErrorKind::Failed,
+            message: "config is invalid".into(),
+            details: vec!["a.yaml:3:5: programs.web.cmd: missing".into()],
+        });
+        let r = response(&Command::Reload, &reply, false);
+        assert_eq!(
+            r.stderr,
+            "error: config is invalid\n  a.yaml:3:5: programs.web.cmd: missing\n"
+        );
+        assert_eq!((r.stdout.as_str(), r.code), ("", Code::Failed));
+        let j = response(&Command::Reload, &reply, true);
+        assert_eq!(
+            j.stdout,
+            "{\"error\":{\"details\":[\"a.yaml:3:5: programs.web.cmd: missing\"],\"kind\":\"failed\",\"message\":\"config is invalid\"}}\n"
+        );
+        let unknown = Response::error(ErrorKind::UnknownTarget, "no such process: x");
+        assert_eq!(response(&status(), &unknown, false).code, Code::Failed);
+    }
+
+    #[test]
+    fn reload_summary_counts_and_names() {
+        let s = ReloadSummary {
+            added: vec!["a".into(), "b".into()],
+            updated: vec!["c".into()],
+            notes: vec!["server.listen changed: restart taskmasterd".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            response(&Command::Reload, &Response::Reload(s), false).stdout,
+            "added: 2 (a, b)\nremoved: 0\nrestarted: 0\nscaled: 0\n\
+             updated in place: 1 (c)\nunchanged: 0\n\
+             note: server.listen changed: restart taskmasterd\n"
+        );
+    }
+
+    #[test]
+    fn pids_tail_version_done() {
+        let pids = Response::Pids(vec![
+            PidEntry {
+                name: "web:0".into(),
+                pid: Some(42),
+            },
+            PidEntry {
+                name: "web:1".into(),
+                pid: None,
+            },
+        ]);
+        let pid = Command::Pid { target: None };
+        assert_eq!(response(&pid, &pids, false).stdout, "42\n0\n");
+        let tail = Response::Tail(TailReply {
+            name: "web:0".into(),
+            stream: proto::OutputStream::Stdout,
+            path: "/tmp/x".into(),
+            lines: vec!["one".into(), "two".into()],
+        });
+        let tail_cmd = Command::Tail {
+            target: "web:0".into(),
+            stream: proto::OutputStream::Stdout,
+            lines: 10,
+            follow: false,
+        };
+        assert_eq!(response(&tail_cmd, &tail, false).stdout, "one\ntwo\n");
+        assert_eq!(response(&pid, &tail, false).code, Code::Failed);
+        let v = Response::Version(VersionInfo {
+            daemon_version: "9.9.9".into(),
+            protocol_version: 1,
+        });
+        assert_eq!(
+            response(&Command::Version, &v, false).stdout,
+            format!(
+                "taskmasterctl {}\ntaskmasterd 9.9.9 (protocol 1)\n",
+                proto::SUITE_VERSION
+            )
+        );
+        let done = Response::Done(proto::Done {
+            message: "taskmasterd stopped".into(),
+        });
+        assert_eq!(
+            response(&Command::Shutdown, &done, true).stdout,
+            "{\"message\":\"taskmasterd stopped\"}\n"
+        );
+    }
+
+    #[test]
+    fn wrong_reply_type_is_an_error() {
+        let r = response(&status(), &Response::Pids(vec![]), false);
+        assert_eq!(r.code, Code::Failed);
+        assert!(r.stderr.contains("unexpected reply"), "{}", r.stderr);
+        let j = response(&status(), &Response::Pids(vec![]), true);
+        assert_eq!(j.code, Code::Failed);
+        assert!(j.stdout.contains("\"kind\":\"protocol\""), "{}", j.stdout);
+    }
+
+    #[test]
+    fn help_lists_every_command_and_one_usage() {
+        let all = help(None);
+        for c in COMMANDS {
+            assert!(all.contains(c.usage), "{} missing from help", c.name);
+        }
+        assert_eq!(
+            help(Some("start")),
+            "usage: start [--no-wait] TARGET...\n  start processes and wait until they run or fail\n"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The interactive shell: reedline with history and Tab completion.
+//!
+//! Completion knows the command names, the live program and instance names
+//! (refreshed with a `status` at start and after every command, so a reload
+//! that adds a program is completable at once), signal names after `signal`,
+//! and `stdout`/`stderr` after `tail TARGET`. The completion logic is the pure
+//! [`suggest`], unit-tested; the pty test drives the real thing.
+//!
+//! The shell never dies of a failed command: errors are printed and the
+//! prompt comes back; a vanished daemon is reported and reconnected to on the
+//! next command.
+
+use crate::command::{self, COMMANDS, Command};
+use crate::connect::ConnectOptions;
+use crate::run::Runner;
+use crate::{Code, interrupt, render, run_in_shell};
+use proto::{ProcessInfo, Signal};
+use reedline::{
+    ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, KeyCode, KeyModifiers,
+    MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus, Reedline,
+    ReedlineEvent, ReedlineMenu, Span, Suggestion, default_emacs_keybindings,
+};
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Lines kept in the history file.
+const HISTORY_SIZE: usize = 1000;
+
+/// The names completion offers, as last seen from the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    /// Program names, sorted, unique.
+    pub programs: Vec<String>,
+    /// `program:index`, in status order.
+    pub instances: Vec<String>,
+}
+
+impl Names {
+    pub fn from_status(infos: &[ProcessInfo]) -> Self {
+        let mut programs: Vec<String> = infos.iter().map(|i| i.program.clone()).collect();
+        programs.sort();
+        programs.dedup();
+        Self {
+            programs,
+            instances: infos.iter().map(|i| i.name.clone()).collect(),
+        }
+    }
+
+    fn targets(&self, with_all: bool) -> Vec<String> {
+        let mut v = Vec::with_capacity(self.programs.len() + self.instances.len() + 1);
+        if with_all {
+            v.push("all".to_string());
+        }
+        v.extend(self.programs.iter().cloned());
+        v.extend(self.instances.iter().cloned());
+        v
+    }
+}
+
+/// Completions for `line` with the cursor at byte `pos`.
+pub fn suggest(line: &str, pos: usize, names: &Names) -> Vec<Suggestion> {
+    let before = line.get(..pos).unwrap_or(line);
+    let start = before
+        .rfind(|c: char| c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let prefix = &before[start..];
+    let words: Vec<&str> = before[..start].split_whitespace().collect();
+    let candidates: Vec<String> = match words.split_first() {
+        None => command_names(),
+        Some((cmd, args)) => arg_candidates(cmd, args, prefix, names),
+    };
+    let mut seen = std::collections::HashSet::new();
+    candidates
+        .into_iter()
+        .filter(|c| c.starts_with(prefix) && seen.insert(c.clone()))
+        .map(|value| Suggestion {
+            value,
+            span: Span {
+                start,
+                end: before.len(),
+            },
+            append_whitespace: true,
+            ..Suggestion::default()
+        })
+        .collect()
+}
+
+fn command_names() -> Vec<String> {
+    let mut v: Vec<String> = COMMANDS.iter().map(|c| c.name.to_string()).collect();
+    v.push("exit".into());
+    v
+}
+
+fn arg_candidates(cmd: &str, args: &[&str], prefix: &str, names: &Names) -> Vec<String> {
+    // Positional arguments already typed, skipping options and `-n`'s value.
+    let mut positional = 0;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == "-n" || *a == "--lines" {
+            it.next();
+        } else if !a.starts_with('-') {
+            positional += 1;
+        }
+    }
+    if args.last().is_some_and(|a| *a == "-n" || *a == "--lines") {
+        return Vec::new(); // a number comes next
+    }
+    let options = |opts: &[&str]| opts.iter().map(|s| s.to_string()).collect();
+    match cmd {
+        "status" => names.targets(true),
+        "start" | "stop" | "restart" if prefix.starts_with('-') => options(&["--no-wait"]),
+        "start" | "stop" | "restart" => names.targets(true),
+        "signal" if positional == 0 => Signal::ALL.iter().map(|s| s.name().into()).collect(),
+        "signal" => names.targets(true),
+        "pid" if positional == 0 => names.targets(true),
+        "tail" if prefix.starts_with('-') => options(&["-f", "-n"]),
+        "tail" if positional == 0 => names.targets(false),
+        "tail" if positional == 1 => options(&["stdout", "stderr"]),
+        "notify-test" if positional == 0 => names.programs.clone(),
+        "help" if positional == 0 => command_names(),
+        _ => Vec::new(),
+    }
+}
+
+/// reedline's view of [`suggest`], over names the shell loop keeps fresh.
+#[derive(Debug, Clone, Default)]
+pub struct ShellCompleter {
+    names: Arc<Mutex<Names>>,
+}
+
+impl ShellCompleter {
+    fn set(&self, names: Names) {
+        if let Ok(mut n) = self.names.lock() {
+            *n = names;
+        }
+    }
+}
+
+impl Completer for ShellCompleter {
+    fn complete(&mut self, line: &str, pos: usize) -> CompletionResult {
+        let suggestions = match self.names.lock() {
+            Ok(names) => suggest(line, pos, &names),
+            Err(_) => Vec::new(),
+        };
+        CompletionResult::fresh(suggestions)
+    }
+}
+
+/// `taskmaster> `.
+#[derive(Debug, Clone, Copy)]
+struct ShellPrompt;
+
+impl Prompt for ShellPrompt {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        Cow::Borrowed("taskmaster> ")
+    }
+
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_indicator(&self, _: PromptEditMode) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed("... ")
+    }
+
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
+        let failing = match search.status {
+            PromptHistorySearchStatus::Passing => "",
+            PromptHistorySearchStatus::Failing => "failing ",
+        };
+        Cow::Owned(format!("({failing}reverse-search: {}) ", search.term))
+    }
+}
+
+/// `$TASKMASTER_HISTORY`, else `~/.taskmaster_history`; `None` without a home.
+pub fn history_path() -> Option<PathBuf> {
+    history_path_from(
+        std::env::var_os("TASKMASTER_HISTORY"),
+        std::env::var_os("HOME"),
+    )
+}
+
+fn history_path_from(
+    over: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    match (
+        over.filter(|p| !p.is_empty()),
+        home.filter(|h| !h.is_empty()),
+    ) {
+        (Some(p), _) => Some(PathBuf::from(p)),
+        (None, Some(h)) => Some(PathBuf::from(h).join(".taskmaster_history")),
+        (None, None) => None,
+    }
+}
+
+fn editor(completer: ShellCompleter) -> Reedline {
+    let mut keys = default_emacs_keybindings();
+    keys.add_binding(
+        KeyModifiers::NONE,
+        KeyCode::Tab,
+        ReedlineEvent::UntilFound(vec![
+            ReedlineEvent::Menu("completion_menu".into()),
+            ReedlineEvent::MenuNext,
+        ]),
+    );
+    let menu = ColumnarMenu::default().with_name("completion_menu");
+    let mut editor = Reedline::create()
+        .with_completer(Box::new(completer))
+        .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
+        .with_edit_mode(Box::new(Emacs::new(keys)))
+        .with_quick_completions(true)
+        .with_partial_completions(true);
+    if let Some(path) = history_path() {
+        match FileBackedHistory::with_file(HISTORY_SIZE, path.clone()) {
+            Ok(h) => editor = editor.with_history(Box::new(h)),
+            Err(e) => eprintln!(
+                "warning: history file {} unusable ({e}); history will not be saved",
+                path.display()
+            ),
+        }
+    }
+    editor
+}
+
+/// Runs the shell until `quit`, `exit` or Ctrl-D.
+pub fn run(options: ConnectOptions, json: bool) -> Code {
+    if let Err(e) = interrupt::install() {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); it will end the shell");
+    }
+    let completer = ShellCompleter::default();
+    let mut line_editor = editor(completer.clone());
+    let mut runner = Runner::new(options, true);
+    println!(
+        "taskmasterctl {}: type help for the commands",
+        proto::SUITE_VERSION
+    );
+    match runner.connect() {
+        Ok(()) => refresh(&mut runner, &completer),
+        Err(e) => eprintln!("error: {e}\n(the shell stays open; commands will try to reconnect)"),
+    }
+    loop {
+        let line = match line_editor.read_line(&ShellPrompt) {
+            Ok(reedline::Signal::Success(line)) => line,
+            Ok(reedline::Signal::CtrlC) => continue,
+            Ok(reedline::Signal::CtrlD) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("error: terminal: {e}");
+                break;
+            }
+        };
+        // Saved now, not only at exit, so a killed shell keeps its history.
+        let _ = line_editor.sync_history();
+        let inv = match command::parse_line(&line) {
+            Ok(None) => continue,
+            Ok(Some(mut inv)) => {
+                inv.json |= json;
+                inv
+            }
+            Err(e) => {
+                let r = render::usage_error(&e, json);
+                eprint!("{}", r.stderr);
+                print!("{}", r.stdout);
+                continue;
+            }
+        };
+        if inv.command == Command::Quit {
+            break;
+        }
+        let code = run_in_shell(&mut runner, &inv);
+        let _ = std::io::stdout().flush();
+        if code == Code::Unreachable {
+            eprintln!("(the shell stays open; the next command will try to reconnect)");
+        }
+        if !matches!(inv.command, Command::Help { .. }) {
+            refresh(&mut runner, &completer);
+        }
+    }
+    let _ = line_editor.sync_history();
+    Code::Ok
+}
+
+fn refresh(runner: &mut Runner, completer: &ShellCompleter) {
+    if let Some(infos) = runner.instances() {
+        completer.set(Names::from_status(&infos));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::ProcessState;
+
+    fn names() -> Names {
+        let info = |program: &str, index: u32| ProcessInfo {
+            name: format!("{program}:{index}"),
+            program: program.into(),
+            index,
+            state: ProcessState::Running,
+            pid: None,
+            uptime_s: 0.0,
+            exitcode: None,
+            restarts: 0,
+            description: String::new(),
+        };
+        Names::from_status(&[info("web", 0), info("web", 1), info("worker", 0)])
+    }
+
+    fn values(line: &str) -> Vec<String> {
+        suggest(line, line.len(), &names())
+            .into_iter()
+            .map(|s| s.value)
+            .collect()
+    }
+
+    #[test]
+    fn first_word_completes_commands() {
+        assert_eq!(values("st"), ["status", "start", "stop"]);
+        assert_eq!(values("ex"), ["exit"]);
+        assert!(values("").contains(&"notify-test".to_string()));
+    }
+
+    #[test]
+    fn targets_complete_programs_and_instances() {
+        assert_eq!(
+            values("status w"),
+            ["web", "worker", "web:0", "web:1", "worker:0"]
+        );
+        assert_eq!(values("stop web:"), ["web:0", "web:1"]);
+        assert_eq!(values("start a"), ["all"]);
+        assert_eq!(values("restart --"), ["--no-wait"]);
+        assert_eq!(values("start --no-wait wor"), ["worker", "worker:0"]);
+        assert_eq!(values("notify-test w"), ["web", "worker"]);
+    }
+
+    #[test]
+    fn signal_then_targets() {
+        assert_eq!(values("signal US"), ["USR1", "USR2"]);
+        assert_eq!(values("signal HUP wo"), ["worker", "worker:0"]);
+    }
+
+    #[test]
+    fn tail_target_then_stream() {
+        assert_eq!(values("tail web:"), ["web:0", "web:1"]);
+        assert_eq!(values("tail -f -n 5 web:0 "), ["stdout", "stderr"]);
+        assert_eq!(values("tail web:0 stde"), ["stderr"]);
+        assert!(values("tail -n ").is_empty());
+        assert!(values("tail web:0 stdout ").is_empty());
+    }
+
+    #[test]
+    fn span_covers_the_word_under_the_cursor() {
+        let s = suggest("stop wor web", 8, &names());
+        assert!(!s.is_empty());
+        assert!(s.iter().all(|s| s.span == Span { start: 5, end: 8 }));
+        assert!(s.iter().all(|s| s.append_whitespace));
+    }
+
+    #[test]
+    fn history_path_prefers_the_env_override_then_home() {
+        assert_eq!(
+            history_path_from(Some("/t/h".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/t/h"))
+        );
+        assert_eq!(
+            history_path_from(Some("".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.taskmaster_history"))
+        );
+        assert_eq!(history_path_from(None, None), None);
+    }
+}
