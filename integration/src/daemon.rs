@@ -285,8 +285,10 @@ impl TestDaemon {
         Ok(Client::connect(&self.addr, &self.token()?, CLIENT_TIMEOUT)?)
     }
 
-    /// Sends `request` on the shared connection (reconnecting once if it
-    /// broke) and returns the reply.
+    /// Sends `request` on the shared connection and returns the reply. If
+    /// the connection broke (or a reply took over 5 s), it is dropped and the
+    /// request is sent once more on a new one, so prefer idempotent requests
+    /// here; use [`TestDaemon::client`] to control every byte.
     pub fn call(&self, request: &Request) -> Result<Response, HarnessError> {
         let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(reply) = slot.as_mut().and_then(|c| c.call(request).ok()) {
