@@ -361,8 +361,8 @@ impl TestDaemon {
         match (ok, last) {
             (true, Some(info)) => Ok(info),
             (_, last) => Err(HarnessError::Timeout(format!(
-                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n--- event log ---\n{}",
-                self.event_log()
+                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n{}",
+                self.diagnostics()
             ))),
         }
     }
@@ -383,6 +383,23 @@ impl TestDaemon {
             .current_dir(self.dir())
             .env("NO_COLOR", "1");
         run_with_timeout(cmd, Duration::from_secs(10))
+    }
+
+    /// What a failing test should show: whether the daemon still runs, the
+    /// end of its stderr, and the event log.
+    pub fn diagnostics(&self) -> String {
+        let alive = if procfs::is_alive(self.pid) {
+            "running"
+        } else {
+            "NOT RUNNING (exited or crashed)"
+        };
+        let lines = self.stderr_lines();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- taskmasterd (pid {}) is {alive}; last stderr lines ---\n{tail}\n--- event log ---\n{}",
+            self.pid,
+            self.event_log()
+        )
     }
 
     /// The event log's text (empty when it does not exist yet).
