@@ -200,10 +200,14 @@ impl Registry {
         if let Some(listener) = &self.listener {
             listener.do_send(StopAccepting);
         }
+        // Programs a reload removed may still be stopping: wait for them too
+        // (a second Retire joins the stop in progress).
         let retiring: Vec<_> = self
             .programs
             .values()
-            .map(|e| e.addr.send(program::Retire))
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::Retire))
             .collect();
         let count = retiring.len();
         ctx.spawn(join_all(retiring).into_actor(self).map(move |_, act, ctx| {
