@@ -10,7 +10,7 @@
 //! stop the System with exit code 0.
 //!
 //! Handles: [`Control`], [`Shutdown`], [`ExitNow`]. Sends: program messages,
-//! [`StopAccepting`](crate::actors::listener::StopAccepting) to the listener.
+//! [`StopAccepting`] to the listener.
 //! Stops: last, by stopping the System.
 
 use crate::actors::listener::{Listener, StopAccepting};
