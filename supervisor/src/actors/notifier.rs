@@ -306,6 +306,9 @@ pub fn body(host: &str, program: &str, events: &[Noted], omitted: usize, tails: 
                     exit_text(e.exit),
                     e.restarts
                 );
+                if e.event == NotifyEvent::Fatal {
+                    let _ = writeln!(b, "    {}", e.detail);
+                }
             }
             if omitted > 0 {
                 let _ = writeln!(b, "... and {omitted} more event(s), not listed");
@@ -342,11 +345,12 @@ fn exit_text(exit: Option<ExitStatus>) -> String {
     exit.map_or_else(|| "-".to_string(), |e| e.to_string())
 }
 
-/// `2026-11-24 14:22:21 UTC`.
+/// `2026-11-24 14:22:21.042 UTC` (milliseconds tell a digest's events apart).
 pub fn utc(time: SystemTime) -> String {
-    let secs = time
+    let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    let (secs, millis) = (since.as_secs(), since.subsec_millis());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     // Howard Hinnant's days-to-civil.
@@ -360,7 +364,7 @@ pub fn utc(time: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60

@@ -146,7 +146,7 @@ fn a_body_has_every_fact_and_the_stderr_tail() {
         "program:   web",
         "instance:  web:0",
         "event:     FATAL",
-        "time:      2000-02-29 12:34:56 UTC",
+        "time:      2000-02-29 12:34:56.000 UTC",
         "exit:      killed by SIGKILL",
         "restarts:  3",
         "4 attempts",
@@ -190,9 +190,11 @@ fn a_body_has_every_fact_and_the_stderr_tail() {
 #[test]
 fn utc_dates_are_civil() {
     let at = |s: u64| utc(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-    assert_eq!(at(0), "1970-01-01 00:00:00 UTC");
-    assert_eq!(at(951_827_696), "2000-02-29 12:34:56 UTC");
-    assert_eq!(at(1_798_761_599), "2026-12-31 23:59:59 UTC");
+    assert_eq!(at(0), "1970-01-01 00:00:00.000 UTC");
+    assert_eq!(at(951_827_696), "2000-02-29 12:34:56.000 UTC");
+    assert_eq!(at(1_798_761_599), "2026-12-31 23:59:59.000 UTC");
+    let later = SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_761_599_042);
+    assert_eq!(utc(later), "2026-12-31 23:59:59.042 UTC");
 }
 
 #[test]

@@ -140,6 +140,17 @@ impl ProcessActor {
         self.applying = false;
     }
 
+    /// `FATAL: exited too quickly (…), 4 attempts`, `STARTING`.
+    fn state_line(&self, now: Instant) -> String {
+        let state = self.machine.state();
+        let described = self.machine.describe(now);
+        if described.is_empty() || described.eq_ignore_ascii_case(state.name()) {
+            state.name().to_string()
+        } else {
+            format!("{state}: {described}")
+        }
+    }
+
     /// Reports what the last event did to the Notifier, when the program
     /// has rules: the state entered (FATAL, BACKOFF, EXITED, RUNNING,
     /// STOPPED) and an unexpected exit. A program without rules pays one
@@ -191,7 +202,7 @@ impl ProcessActor {
                         _ => exit,
                     },
                     restarts: self.machine.restarts(),
-                    detail: self.machine.describe(at),
+                    detail: self.state_line(at),
                 },
                 at,
                 stderr,
