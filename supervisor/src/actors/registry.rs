@@ -10,7 +10,7 @@
 //! stop the System with exit code 0.
 //!
 //! Handles: [`Control`], [`Shutdown`], [`ExitNow`]. Sends: program messages,
-//! [`StopAccepting`](crate::actors::listener::StopAccepting) to the listener.
+//! [`StopAccepting`] to the listener.
 //! Stops: last, by stopping the System.
 
 use crate::actors::listener::{Listener, StopAccepting};
@@ -211,10 +211,14 @@ impl Registry {
         if let Some(listener) = &self.listener {
             listener.do_send(StopAccepting);
         }
+        // Programs a reload removed may still be stopping: wait for them too
+        // (a second Retire joins the stop in progress).
         let retiring: Vec<_> = self
             .programs
             .values()
-            .map(|e| e.addr.send(program::Retire))
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::Retire))
             .collect();
         let count = retiring.len();
         ctx.spawn(join_all(retiring).into_actor(self).map(move |_, act, ctx| {
@@ -241,8 +245,17 @@ impl Registry {
         request: Request,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<ControlReply> {
+        // While shutting down, reading is fine (watch it progress); changing
+        // the fleet is not.
         if self.phase == Phase::ShuttingDown
-            && !matches!(request, Request::Version | Request::Shutdown)
+            && !matches!(
+                request,
+                Request::Version
+                    | Request::Shutdown
+                    | Request::Status(_)
+                    | Request::Pid(_)
+                    | Request::Tail(_)
+            )
         {
             return ready(Response::error(
                 ErrorKind::ShuttingDown,
@@ -539,10 +552,12 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 }
 
 fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+    // Damerau-Levenshtein catches transpositions (`wbe`) without suggesting
+    // unrelated short names.
     let close = programs
         .keys()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|k| (strsim::normalized_damerau_levenshtein(name, k), k))
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match close {
         Some((_, k)) => format!("no such program: {name} (did you mean {k}?)"),

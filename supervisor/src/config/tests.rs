@@ -593,9 +593,10 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
     assert_eq!(worker.env.get("ANSWER").map(String::as_str), Some("42"));
     assert_eq!(worker.env.get("VERBOSE").map(String::as_str), Some("true"));
     assert_eq!(
-        (worker.umask, worker.stdout.clone()),
+        (worker.umask, worker.stderr.clone()),
         (Some(0o027), OutputTarget::Discard)
     );
+    assert!(matches!(worker.stdout, OutputTarget::InstanceFileIn(_)));
     assert_eq!(worker.workingdir.as_deref(), Some(Path::new("/tmp")));
     let flaky = config.programs.get("flaky").ok_or("no flaky")?;
     assert_eq!(flaky.autorestart, AutoRestart::Unexpected);
