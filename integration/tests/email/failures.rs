@@ -2,7 +2,7 @@
 //! nothing for supervision: restarts stay within 50 ms, each failed attempt
 //! is one log line, and the queue of waiting mails is bounded.
 
-use crate::{FAILING, SOON, email_section, fastest_restart, log_lines};
+use crate::{FAILING, SOON, busy, email_section, fastest_restart, log_lines};
 use integration::smtp::{SmtpServer, closed_port};
 use integration::{TestDaemon, TestResult, wait_until};
 use proto::ProcessState;
@@ -60,9 +60,11 @@ fn with_a_silent_smtp_server_supervision_goes_on_and_the_queue_stays_bounded() -
     restartwindow: 60
     notify: [{on: [unexpected_exit], throttle: 0}]
 "#;
+    let forking = busy();
     let daemon = daemon_mailing(server.port(), storm)?;
     // 100 crashes, 100 mails, while the first one hangs.
     daemon.wait_for_state("storm:0", ProcessState::Fatal, SOON)?;
+    drop(forking);
     let best = fastest_restart(&daemon, "victim:0")?;
     assert!(
         best < Duration::from_millis(50),

@@ -2,9 +2,10 @@
 //! instead of a flood, nothing for programs without rules, `notify-test`,
 //! and rules and servers changed by a reload.
 
-use crate::{ANSWERING, FAILING, SOON, email_section, events_in, host, running_pid};
+use crate::{ANSWERING, FAILING, SOON, busy, email_section, events_in, host, running_pid};
 use integration::smtp::{SmtpServer, closed_port};
 use integration::{TestDaemon, TestResult, wait_until};
+use nix::sys::signal::Signal;
 use proto::{ErrorKind, NotifyTestRequest, ProcessState, Request, Response, StopRequest};
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ programs:
 #[test]
 fn a_crash_loop_sends_a_first_mail_then_digests_not_twenty_mails() -> TestResult {
     let server = SmtpServer::start()?;
+    let forking = busy();
     let daemon = TestDaemon::start(&format!(
         r#"{}
 programs:
@@ -72,6 +74,7 @@ programs:
         email_section(server.port(), ANSWERING)
     ))?;
     daemon.wait_for_state("loop:0", ProcessState::Fatal, SOON)?;
+    drop(forking);
     assert_eq!(
         daemon.count_events("loop:0", "spawned"),
         20,
@@ -206,7 +209,7 @@ fn notify_test_mails_every_recipient_and_reports_the_smtp_outcome() -> TestResul
 fn a_reload_applies_new_rules_and_a_new_server_in_place() -> TestResult {
     let (first, second) = (SmtpServer::start()?, SmtpServer::start()?);
     let program = "  web:\n    cmd: \"sleep 1000\"\n    starttime: 0\n";
-    let daemon = TestDaemon::start(&config(first.port(), ANSWERING, program))?;
+    let mut daemon = TestDaemon::start(&config(first.port(), ANSWERING, program))?;
     let pid = running_pid(&daemon, "web:0")?;
     let with_rule = format!("{program}    notify: [{{on: [stopped], throttle: 0}}]\n");
     std::fs::write(
@@ -244,5 +247,14 @@ fn a_reload_applies_new_rules_and_a_new_server_in_place() -> TestResult {
         mails[0].body()
     );
     assert!(first.mails().is_empty(), "{:#?}", first.mails());
+    // A clean stop while the transport pools a connection to the server.
+    daemon.signal(Signal::SIGTERM)?;
+    let status = daemon.wait_exit(SOON).ok_or("taskmasterd did not exit")?;
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr_text());
+    assert!(
+        !daemon.stderr_text().contains("panicked"),
+        "{}",
+        daemon.stderr_text()
+    );
     Ok(())
 }

@@ -12,7 +12,9 @@
 //! Sending never holds up supervision. Everything here is a message or a
 //! future on the actor's own context; mails wait in a bounded queue (the
 //! oldest is dropped, and counted in the log, when it is full) and go out
-//! one at a time through lettre's async SMTP transport, each attempt bounded
+//! one at a time through lettre's async SMTP transport (one connection per
+//! mail: lettre's connection pool spawns a task when it is dropped, which
+//! panics once the runtime is gone at exit), each attempt bounded
 //! by `email.smtp.timeout` (lettre itself only bounds the connect), retried
 //! with a doubling delay up to [`MAX_ATTEMPTS`] times. Every failed attempt
 //! is one event-log line; then the daemon carries on. A server that is down
@@ -65,7 +67,9 @@ const MAX_THROTTLE: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Names of the daemon's environment variables that hold secrets (the SMTP
 /// password's `password_env`): children are spawned without them. Shared by
-/// the Registry, which sets it from the config, and every process actor.
+/// the Registry, which fills it from the config, and every process actor.
+/// Names are only ever added: a variable that held the password is still in
+/// the daemon's environment after a reload stops naming it.
 #[derive(Clone, Default)]
 pub struct SecretEnv(Arc<Mutex<Vec<String>>>);
 
@@ -78,15 +82,20 @@ impl SecretEnv {
             .clone()
     }
 
-    /// Replaces the names (config loaded or reloaded).
-    pub fn set(&self, names: Vec<String>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = names;
+    /// Adds the names `email` wants hidden (config loaded or reloaded).
+    pub fn add(&self, email: Option<&EmailConfig>) {
+        let mut names = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for name in email.map(EmailConfig::secret_env).unwrap_or_default() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
     }
 
     /// The names `email` wants hidden.
     pub fn of(email: Option<&EmailConfig>) -> Self {
         let env = SecretEnv::default();
-        env.set(email.map(EmailConfig::secret_env).unwrap_or_default());
+        env.add(email);
         env
     }
 }

@@ -422,14 +422,7 @@ impl Registry {
         for config in &plan.added {
             self.add_program(config.clone());
         }
-        if new.email != self.config.email {
-            self.secret_env.set(
-                new.email
-                    .as_ref()
-                    .map(|e| e.secret_env())
-                    .unwrap_or_default(),
-            );
-        }
+        self.secret_env.add(new.email.as_ref());
         if let Some(notifier) = &self.notifier {
             // Always: the Notifier also notices a changed password file.
             notifier.do_send(notifier::UpdateEmail(new.email.clone()));

@@ -215,11 +215,25 @@ fn the_queue_drops_the_oldest_and_counts() {
 }
 
 #[test]
-fn secret_env_shows_names_only() {
-    let env = SecretEnv::default();
-    env.set(vec!["SMTP_PASSWORD".into()]);
-    assert_eq!(env.clone().names(), vec!["SMTP_PASSWORD".to_string()]);
-    assert_eq!(format!("{env:?}"), "SecretEnv([\"SMTP_PASSWORD\"])");
+fn secret_env_keeps_every_password_variable_and_shows_names_only() -> TestResult {
+    let email = |var: &str| -> Result<EmailConfig, Box<dyn std::error::Error>> {
+        let text = format!(
+            "email: {{smtp: {{host: h, username: u, password_env: {var}}}, from: a@b.c}}\nprograms: {{}}\n"
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("/tmp/tm.yaml"))?;
+        Ok(config.email.ok_or("no email")?)
+    };
+    let env = SecretEnv::of(Some(&email("OLD_PW")?));
+    let shared = env.clone();
+    // A reload to another variable, then to no email at all.
+    env.add(Some(&email("NEW_PW")?));
+    env.add(None);
+    assert_eq!(
+        shared.names(),
+        vec!["OLD_PW".to_string(), "NEW_PW".to_string()]
+    );
+    assert_eq!(format!("{env:?}"), "SecretEnv([\"OLD_PW\", \"NEW_PW\"])");
+    Ok(())
 }
 
 // ----- process actors report to the Notifier ----------------------------------
