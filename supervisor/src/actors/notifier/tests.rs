@@ -345,3 +345,25 @@ fn instances_report_their_transitions_only_when_the_program_has_rules() -> TestR
     assert!(last.stderr.is_some());
     Ok(())
 }
+
+#[test]
+fn transports_build_for_every_tls_mode_with_credentials() -> TestResult {
+    for tls in ["none", "starttls", "tls"] {
+        let text = format!(
+            "email: {{smtp: {{host: smtp.example.com, tls: {tls}, username: u, password_env: PW}}, from: a@b.c}}\nprograms: {{}}\n"
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("/tmp/tm.yaml"))?;
+        let email = config.email.ok_or("no email")?;
+        // rustls needs its crypto provider (ring) here: a missing one panics.
+        let secret = Secret::new("pw".into());
+        let built = transport(&email, Some(&secret));
+        assert!(built.is_ok(), "tls: {tls}: {:?}", built.err());
+        let mail = Mail {
+            to: vec!["ops@example.com".parse()?],
+            subject: "s".into(),
+            body: "b\n".into(),
+        };
+        assert!(build_message(&email, &mail).is_ok());
+    }
+    Ok(())
+}

@@ -20,6 +20,10 @@
 //! If the actor stops with waiters pending they are answered (failed), and a
 //! process group still alive is SIGKILLed: an instance never outlives its
 //! actor unsupervised.
+//!
+//! For a program with `notify` rules, each event's outcome (a state entered,
+//! an unexpected exit) is also sent to the Notifier, fire and forget; the
+//! SMTP password's variable ([`SecretEnv`]) is kept from every child.
 
 pub mod output;
 pub mod spawn;
