@@ -14,6 +14,7 @@
 //! Stops: last, by stopping the System.
 
 use crate::actors::listener::{Listener, StopAccepting};
+use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
 use crate::actors::program::{self, ProgramActor};
 use crate::actors::reaper::ChildTable;
@@ -75,6 +76,10 @@ pub struct Registry {
     event_log: Option<EventLog>,
     phase: Phase,
     shutdown_waiters: Vec<oneshot::Sender<usize>>,
+    /// Sends the mails of `notify` rules; started with the Registry.
+    notifier: Option<Addr<Notifier>>,
+    /// The SMTP password's variable, kept from every child.
+    secret_env: SecretEnv,
 }
 
 impl std::fmt::Debug for Registry {
@@ -88,6 +93,7 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     pub fn new(init: RegistryInit) -> Self {
+        let secret_env = SecretEnv::of(init.config.email.as_ref());
         Registry {
             config: Arc::new(init.config),
             programs: BTreeMap::new(),
@@ -98,11 +104,16 @@ impl Registry {
             event_log: init.event_log,
             phase: Phase::Running,
             shutdown_waiters: Vec::new(),
+            notifier: None,
+            secret_env,
         }
     }
 
     fn add_program(&mut self, config: Arc<ProgramConfig>) {
-        let addr = ProgramActor::new(config.clone(), self.children.clone()).start();
+        let events = self.notifier.as_ref().map(|n| n.clone().recipient());
+        let addr = ProgramActor::new(config.clone(), self.children.clone())
+            .with_notifier(events, self.secret_env.clone())
+            .start();
         self.programs
             .insert(config.name.clone(), ProgramEntry { config, addr });
     }
@@ -355,10 +366,7 @@ impl Registry {
                     details: problems,
                 }),
             }),
-            Request::NotifyTest(r) => ready(Response::error(
-                ErrorKind::Failed,
-                format!("no email notification rules configured for {:?}", r.program),
-            )),
+            Request::NotifyTest(r) => self.notify_test(r.program.trim()),
             Request::Shutdown => {
                 let (tx, rx) = oneshot::channel();
                 self.begin_shutdown(ctx, Some(tx));
@@ -414,6 +422,11 @@ impl Registry {
         for config in &plan.added {
             self.add_program(config.clone());
         }
+        self.secret_env.add(new.email.as_ref());
+        if let Some(notifier) = &self.notifier {
+            // Always: the Notifier also notices a changed password file.
+            notifier.do_send(notifier::UpdateEmail(new.email.clone()));
+        }
         if new.log != self.config.log {
             if let Some(log) = &self.event_log {
                 if let Err(e) = log.apply(&new.log) {
@@ -434,6 +447,33 @@ impl Registry {
         );
         self.config = Arc::new(new);
         Ok(summary)
+    }
+
+    /// `notify-test PROGRAM`: a test mail through the program's rules.
+    fn notify_test(&self, name: &str) -> ResponseFuture<ControlReply> {
+        let Some(entry) = self.programs.get(name) else {
+            return ready(Response::error(
+                ErrorKind::UnknownTarget,
+                unknown_program(name, &self.programs),
+            ));
+        };
+        if entry.config.notify.is_empty() {
+            return ready(Response::error(
+                ErrorKind::Failed,
+                format!("no notify rules for {name}: add `notify:` to programs.{name}"),
+            ));
+        }
+        let Some(notifier) = self.notifier.clone() else {
+            return ready(Response::error(ErrorKind::Internal, "no notifier running"));
+        };
+        let program = entry.config.clone();
+        Box::pin(async move {
+            ControlReply::Response(match notifier.send(notifier::NotifyTest(program)).await {
+                Ok(Ok(message)) => Response::Done(Done { message }),
+                Ok(Err(message)) => Response::error(ErrorKind::Failed, message),
+                Err(_) => Response::error(ErrorKind::Internal, "the notifier went away"),
+            })
+        })
     }
 
     /// Resolves a target that must name exactly one instance.
@@ -540,6 +580,7 @@ impl Actor for Registry {
                 }
             }
         }
+        self.notifier = Some(Notifier::new(self.config.email.clone()).start());
         let programs: Vec<_> = self.config.programs.values().cloned().collect();
         for program in programs {
             self.add_program(program);

@@ -6,11 +6,13 @@
 //! against the config file's directory, so a config means the same thing
 //! whatever the daemon's working directory.
 
+pub mod email;
 #[cfg(test)]
 mod tests;
 mod validate;
 mod yaml;
 
+pub use email::{EmailConfig, NotifyEvent, NotifyRule, PasswordSource, SmtpConfig, SmtpTls};
 pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
 
 use proto::{OutputStream, Signal};
@@ -43,6 +45,8 @@ pub struct Config {
     pub programs: BTreeMap<String, Arc<ProgramConfig>>,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// `email:`; required when a program has `notify` rules.
+    pub email: Option<EmailConfig>,
 }
 
 /// `server:` section.
@@ -135,6 +139,8 @@ pub struct ProgramConfig {
     pub umask: Option<u32>,
     pub maxrestarts: u32,
     pub restartwindow: Duration,
+    /// Email notification rules; empty costs nothing.
+    pub notify: Vec<NotifyRule>,
 }
 
 impl ProgramConfig {
@@ -159,6 +165,7 @@ impl ProgramConfig {
             umask: None,
             maxrestarts: 3,
             restartwindow: Duration::from_secs(5),
+            notify: Vec::new(),
         }
     }
 
@@ -217,6 +224,7 @@ pub const PROGRAM_KEYS: &[(&str, KeyClass)] = &[
     ("umask", KeyClass::Spawn),
     ("maxrestarts", KeyClass::Policy),
     ("restartwindow", KeyClass::Policy),
+    ("notify", KeyClass::Policy),
 ];
 
 /// The class of a program key, `None` if it is not one.
@@ -252,6 +260,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         umask: old_umask,
         maxrestarts: old_maxrestarts,
         restartwindow: old_restartwindow,
+        notify: old_notify,
     } = old;
     let ProgramConfig {
         name: _,
@@ -272,6 +281,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         umask,
         maxrestarts,
         restartwindow,
+        notify,
     } = new;
     let checks = [
         ("cmd", old_cmd != cmd || old_argv != argv),
@@ -290,6 +300,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         ("umask", old_umask != umask),
         ("maxrestarts", old_maxrestarts != maxrestarts),
         ("restartwindow", old_restartwindow != restartwindow),
+        ("notify", old_notify != notify),
     ];
     checks
         .into_iter()

@@ -68,8 +68,13 @@ fn unknown_keys_suggest_the_closest_valid_key() {
 
 #[test]
 fn unknown_keys_far_from_any_list_the_valid_ones() {
-    let p = problem("programs: {}\nemail: {to: me}\n");
-    assert_problem_at(&p, 2, "email", "valid keys are: programs, server, log");
+    let p = problem("programs: {}\nmailer: {to: me}\n");
+    assert_problem_at(
+        &p,
+        2,
+        "mailer",
+        "valid keys are: programs, server, log, email",
+    );
     let p = problem(&web_with("frobnicate: 1"));
     assert!(p.message.contains("cmd, numprocs, autostart"), "{p}");
 }
@@ -447,7 +452,7 @@ fn anchors_and_merge_keys_share_settings() -> Result<(), String> {
 fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = tmp.path().join("tm.yaml");
-    let base = "programs:\n  web:\n    cmd: sleep 1\n";
+    let base = "email: {smtp: {host: localhost}, from: tm@example.com, to: ops@example.com}\nprograms:\n  web:\n    cmd: sleep 1\n";
     let edits = [
         ("cmd", "cmd: sleep 2"),
         ("numprocs", "numprocs: 3"),
@@ -465,6 +470,7 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         ("umask", "umask: 077"),
         ("maxrestarts", "maxrestarts: 0"),
         ("restartwindow", "restartwindow: 60"),
+        ("notify", "notify: [{on: fatal}]"),
     ];
     let edited: Vec<&str> = edits.iter().map(|(k, _)| *k).collect();
     let classified: Vec<&str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
@@ -479,7 +485,7 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     for (key, line) in edits {
         // `cmd` is replaced (a duplicate key would be refused); others added.
         let text = if key == "cmd" {
-            format!("programs:\n  web:\n    {line}\n")
+            base.replace("cmd: sleep 1", line)
         } else {
             format!("{base}    {line}\n")
         };

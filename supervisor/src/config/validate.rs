@@ -12,6 +12,8 @@
 //! is taken, so `cmd: true` runs `true`. Top-level keys starting with `x-`
 //! are ignored: they hold anchors for `<<: *defaults`.
 
+mod email;
+
 use super::yaml::{self, Entry, Kind, Node, Pos, Value, quote};
 use super::{
     AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_PIDFILE, LogConfig, LogLevel,
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOP_KEYS: &[&str] = &["programs", "server", "log"];
+const TOP_KEYS: &[&str] = &["programs", "server", "log", "email"];
 const SERVER_KEYS: &[&str] = &["listen", "token_file", "allow_remote", "pidfile"];
 const LOG_KEYS: &[&str] = &["file", "level"];
 
@@ -51,6 +53,7 @@ pub(super) fn validate(
                 message: p.message,
             })
             .collect(),
+        email_seen: email::EmailSeen::Absent,
     };
     let config = doc.root.and_then(|root| ctx.config(&root, absolute));
     if ctx.problems.is_empty()
@@ -75,6 +78,8 @@ struct Ctx {
     file: PathBuf,
     dir: PathBuf,
     problems: Vec<Problem>,
+    /// The `email:` section as notify rules need it; read before programs.
+    email_seen: email::EmailSeen,
 }
 
 /// `path.key`, or `key` at the top.
@@ -117,6 +122,20 @@ impl Ctx {
         let mut programs = None;
         let mut server = None;
         let mut log = None;
+        // Before the programs: their notify rules default to `email.to`.
+        let email = top
+            .iter()
+            .find(|(k, _)| *k == "email")
+            .and_then(|(_, entry)| {
+                let before = self.problems.len();
+                let email = self.email(&entry.value);
+                self.email_seen = match &email {
+                    Some(e) => email::EmailSeen::Valid(e.to.clone()),
+                    None if self.problems.len() > before => email::EmailSeen::Invalid,
+                    None => email::EmailSeen::Absent,
+                };
+                email
+            });
         for (key, entry) in &top {
             match *key {
                 "programs" => programs = self.programs(&entry.value),
@@ -149,6 +168,7 @@ impl Ctx {
             programs: programs?,
             server,
             log,
+            email,
         })
     }
 
@@ -336,6 +356,11 @@ impl Ctx {
                 "restartwindow" => {
                     if let Some(d) = self.seconds(v, &at, false) {
                         p.restartwindow = d;
+                    }
+                }
+                "notify" => {
+                    if let Some(rules) = self.notify(v, &at) {
+                        p.notify = rules;
                     }
                 }
                 other => {

@@ -59,10 +59,13 @@ pub struct SpawnedChild {
 
 /// Forks and execs `program`, its streams piped when a sink is given (the
 /// sink's file is (re)opened first) and sent to `/dev/null` otherwise.
+/// `hidden_env` names daemon variables the child does not inherit (secrets);
+/// the program's own `env:` still applies.
 pub fn spawn(
     program: &ProgramConfig,
     stdout: Option<&OutputSink>,
     stderr: Option<&OutputSink>,
+    hidden_env: &[String],
 ) -> Result<SpawnedChild, SpawnError> {
     let Some((exe, args)) = program.argv.split_first() else {
         return Err(SpawnError::EmptyCommand);
@@ -95,6 +98,9 @@ pub fn spawn(
     }
 
     let mut cmd = Command::new(exe);
+    for name in hidden_env {
+        cmd.env_remove(name);
+    }
     cmd.args(args)
         .envs(&program.env)
         .stdin(Stdio::null())
