@@ -565,12 +565,17 @@ fn a_thousand_programs_parse_quickly() -> Result<(), String> {
              env: {{A: x, B: 1}}\n"
         ));
     }
-    let start = Instant::now();
-    let config = valid(&text)?;
-    let took = start.elapsed();
-    assert_eq!(config.programs.len(), 1000);
-    println!("1000 programs parsed in {took:?}");
-    // Generous: the machine may be busy; the target is well under 100 ms.
+    // Best of three: the machines this runs on are shared.
+    let mut took = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let config = valid(&text)?;
+        took = took.min(start.elapsed());
+        assert_eq!(config.programs.len(), 1000);
+    }
+    println!("1000 programs ({} bytes) parsed in {took:?}", text.len());
+    // Generous, so that a busy machine does not fail it; the target is well
+    // under 100 ms in debug, most of it yaml-rust2's scanner.
     assert!(took < Duration::from_millis(500), "took {took:?}");
     Ok(())
 }
@@ -607,4 +612,48 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
         (AutoRestart::Never, Duration::ZERO)
     );
     Ok(())
+}
+
+#[test]
+fn mangled_configs_never_panic_and_always_say_where() {
+    let base: Vec<char> = include_str!("../../../examples/taskmaster.yaml")
+        .chars()
+        .collect();
+    let alphabet = [
+        ':', '-', '[', ']', '{', '}', '&', '*', '!', '"', '\'', '\n', ' ', '#', '|', '>', '0', 'x',
+        '<', '?', ',', '\t', '%', '@', '`',
+    ];
+    // xorshift: deterministic, so a failure can be replayed.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % 1_000_003).unwrap_or(0)
+    };
+    for round in 0..1000 {
+        let mut chars = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() % chars.len();
+            let c = alphabet[next() % alphabet.len()];
+            match next() % 3 {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, c),
+                _ => chars[i] = c,
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Err(e) = parse(&text, Path::new(FILE)) {
+            let ConfigError::Invalid { problems, .. } = &e else {
+                panic!("round {round}: {e}");
+            };
+            assert!(!problems.is_empty(), "round {round}");
+            for p in problems {
+                assert!(p.line >= 1 && p.col >= 1, "round {round}: {p}\n{text}");
+                assert!(!p.message.is_empty(), "round {round}");
+            }
+        }
+    }
 }

@@ -235,6 +235,7 @@ impl Ctx {
     fn programs(&mut self, node: &Node) -> Option<BTreeMap<String, Arc<ProgramConfig>>> {
         let before = self.problems.len();
         let logs_dir = self.dir.join(DEFAULT_LOGS_DIR);
+        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut programs = BTreeMap::new();
         for (name, entry) in self.mapping(node, "programs") {
             let path = join("programs", name);
@@ -251,7 +252,7 @@ impl Ctx {
                 self.report(entry.key.pos, &path, why);
             }
             // Checked even under a bad name, so that every problem shows.
-            if let Some(program) = self.program(name, &entry.key, &entry.value, &logs_dir)
+            if let Some(program) = self.program(&valid, name, &entry.key, &entry.value, &logs_dir)
                 && name_ok
             {
                 programs.insert(name.to_string(), Arc::new(program));
@@ -262,6 +263,7 @@ impl Ctx {
 
     fn program(
         &mut self,
+        valid: &[&'static str],
         name: &str,
         name_node: &Node,
         body: &Node,
@@ -269,10 +271,9 @@ impl Ctx {
     ) -> Option<ProgramConfig> {
         let path = join("programs", name);
         let before = self.problems.len();
-        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut p = ProgramConfig::with_defaults(name, "", logs_dir);
         let mut have_cmd = false;
-        for (key, entry) in self.entries(body, &path, &valid) {
+        for (key, entry) in self.entries(body, &path, valid) {
             let at = join(&path, key);
             let v = &*entry.value;
             match key {
@@ -442,10 +443,13 @@ impl Ctx {
 
     /// A whole number in `min..=max`.
     fn int(&mut self, node: &Node, at: &str, min: i128, max: i128) -> Option<i128> {
-        let range = if max >= i128::from(u32::MAX) {
-            format!("a whole number >= {min}")
-        } else {
-            format!("a whole number from {min} to {max}")
+        // Built only for a message: this runs for every integer in the file.
+        let range = || {
+            if max >= i128::from(u32::MAX) {
+                format!("a whole number >= {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            }
         };
         match node.value() {
             Some(Value::Int(n)) if (min..=max).contains(&n) => Some(n),
@@ -453,7 +457,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -464,7 +468,8 @@ impl Ctx {
                     node.pos,
                     at,
                     format!(
-                        "expected {range}, found {}: remove the quotes",
+                        "expected {}, found {}: remove the quotes",
+                        range(),
                         node.describe()
                     ),
                 );
@@ -474,7 +479,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -592,15 +597,15 @@ impl Ctx {
     }
 
     fn stopsignal(&mut self, node: &Node, at: &str) -> Option<Signal> {
-        let allowed = Signal::STOP_SIGNALS
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", ");
         let text = self.text(node, at, "a signal name (e.g. TERM)")?;
         match text.parse::<Signal>() {
             Ok(sig) if Signal::STOP_SIGNALS.contains(&sig) => Some(sig),
             _ => {
+                let allowed = Signal::STOP_SIGNALS
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.report(
                     node.pos,
                     at,
