@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use proto::{ProcessInfo, ProcessState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Appended to every rewritten config, as the harness did at start: an
 /// unchanged `server:` section.
@@ -403,14 +403,11 @@ fn scaling_down_stops_the_highest_indexes_gracefully() -> TestResult {
     let before = running_exactly(&daemon, &set(["web:0", "web:1", "web:2", "web:3"]))?;
     let _ = daemon.descendants();
     rewrite(&daemon, &config(2))?;
-    let asked = Instant::now();
     sighup(&daemon)?;
+    // Graceful (the stop signal, not SIGKILL after stoptime) is proven below
+    // by the trap's output and the absence of a `killed` event, not by a
+    // wall-clock bound that a loaded machine can break.
     let after = running_exactly(&daemon, &set(["web:0", "web:1"]))?;
-    let took = asked.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "scaled down in {took:?}: SIGKILLed?"
-    );
     assert_eq!(after.get("web:0"), before.get("web:0"));
     assert_eq!(after.get("web:1"), before.get("web:1"));
     for name in ["web:2", "web:3"] {
