@@ -348,8 +348,10 @@ impl TestDaemon {
         Ok(Client::connect(&self.addr, &self.token()?, CLIENT_TIMEOUT)?)
     }
 
-    /// Sends `request` on the shared connection (reconnecting once if it
-    /// broke) and returns the reply.
+    /// Sends `request` on the shared connection and returns the reply. If
+    /// the connection broke (or a reply took over 5 s), it is dropped and the
+    /// request is sent once more on a new one, so prefer idempotent requests
+    /// here; use [`TestDaemon::client`] to control every byte.
     pub fn call(&self, request: &Request) -> Result<Response, HarnessError> {
         let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(reply) = slot.as_mut().and_then(|c| c.call(request).ok()) {
@@ -424,8 +426,8 @@ impl TestDaemon {
         match (ok, last) {
             (true, Some(info)) => Ok(info),
             (_, last) => Err(HarnessError::Timeout(format!(
-                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n--- event log ---\n{}",
-                self.event_log()
+                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n{}",
+                self.diagnostics()
             ))),
         }
     }
@@ -446,6 +448,23 @@ impl TestDaemon {
             .current_dir(self.dir())
             .env("NO_COLOR", "1");
         run_with_timeout(cmd, Duration::from_secs(10))
+    }
+
+    /// What a failing test should show: whether the daemon still runs, the
+    /// end of its stderr, and the event log.
+    pub fn diagnostics(&self) -> String {
+        let alive = if procfs::is_alive(self.pid) {
+            "running"
+        } else {
+            "NOT RUNNING (exited or crashed)"
+        };
+        let lines = self.stderr_lines();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- taskmasterd (pid {}) is {alive}; last stderr lines ---\n{tail}\n--- event log ---\n{}",
+            self.pid,
+            self.event_log()
+        )
     }
 
     /// The event log's text (empty when it does not exist yet).

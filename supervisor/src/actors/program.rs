@@ -12,12 +12,13 @@
 //! Sends: the process messages. Stops: after [`Retire`], once every instance
 //! is stopped.
 
+use crate::actors::notifier::{InstanceEvent, SecretEnv};
 use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
-    MessageResult, ResponseActFuture, ResponseFuture, WrapFuture,
+    MessageResult, Recipient, ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use futures::future::join_all;
 use proto::{
@@ -33,6 +34,10 @@ pub struct ProgramActor {
     /// Instances scaled away, still stopping; listed in `status` until gone.
     retiring: Vec<(u32, Addr<ProcessActor>)>,
     children: ChildTable,
+    /// The Notifier, handed to every instance (used if the program has
+    /// `notify` rules, now or after a reload).
+    events: Option<Recipient<InstanceEvent>>,
+    secret_env: SecretEnv,
 }
 
 impl ProgramActor {
@@ -42,7 +47,21 @@ impl ProgramActor {
             instances: Vec::new(),
             retiring: Vec::new(),
             children,
+            events: None,
+            secret_env: SecretEnv::default(),
         }
+    }
+
+    /// Instances report to `events` and spawn children without the
+    /// variables of `secret_env`.
+    pub fn with_notifier(
+        mut self,
+        events: Option<Recipient<InstanceEvent>>,
+        secret_env: SecretEnv,
+    ) -> Self {
+        self.events = events;
+        self.secret_env = secret_env;
+        self
     }
 
     fn spawn_instance(&self, index: u32) -> Addr<ProcessActor> {
@@ -50,6 +69,8 @@ impl ProgramActor {
             program: self.config.clone(),
             index,
             children: self.children.clone(),
+            events: self.events.clone(),
+            secret_env: self.secret_env.clone(),
         })
         .start()
     }

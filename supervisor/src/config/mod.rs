@@ -6,11 +6,13 @@
 //! against the config file's directory, so a config means the same thing
 //! whatever the daemon's working directory.
 
+pub mod email;
 #[cfg(test)]
 mod tests;
 mod validate;
 mod yaml;
 
+pub use email::{EmailConfig, NotifyEvent, NotifyRule, PasswordSource, SmtpConfig, SmtpTls};
 pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
 
 use proto::{OutputStream, Signal};
@@ -43,6 +45,8 @@ pub struct Config {
     pub programs: BTreeMap<String, Arc<ProgramConfig>>,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// `email:`; required when a program has `notify` rules.
+    pub email: Option<EmailConfig>,
 }
 
 /// `server:` section.
@@ -138,6 +142,8 @@ pub struct ProgramConfig {
     pub user: Option<RunAs>,
     pub maxrestarts: u32,
     pub restartwindow: Duration,
+    /// Email notification rules; empty costs nothing.
+    pub notify: Vec<NotifyRule>,
 }
 
 impl ProgramConfig {
@@ -163,6 +169,7 @@ impl ProgramConfig {
             user: None,
             maxrestarts: 3,
             restartwindow: Duration::from_secs(5),
+            notify: Vec::new(),
         }
     }
 
@@ -238,6 +245,7 @@ pub const PROGRAM_KEYS: &[(&str, KeyClass)] = &[
     ("user", KeyClass::Spawn),
     ("maxrestarts", KeyClass::Policy),
     ("restartwindow", KeyClass::Policy),
+    ("notify", KeyClass::Policy),
 ];
 
 /// The class of a program key, `None` if it is not one.
@@ -274,6 +282,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         user: old_user,
         maxrestarts: old_maxrestarts,
         restartwindow: old_restartwindow,
+        notify: old_notify,
     } = old;
     let ProgramConfig {
         name: _,
@@ -295,6 +304,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         user,
         maxrestarts,
         restartwindow,
+        notify,
     } = new;
     let checks = [
         ("cmd", old_cmd != cmd || old_argv != argv),
@@ -314,6 +324,7 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         ("user", old_user != user),
         ("maxrestarts", old_maxrestarts != maxrestarts),
         ("restartwindow", old_restartwindow != restartwindow),
+        ("notify", old_notify != notify),
     ];
     checks
         .into_iter()

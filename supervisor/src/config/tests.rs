@@ -68,8 +68,13 @@ fn unknown_keys_suggest_the_closest_valid_key() {
 
 #[test]
 fn unknown_keys_far_from_any_list_the_valid_ones() {
-    let p = problem("programs: {}\nemail: {to: me}\n");
-    assert_problem_at(&p, 2, "email", "valid keys are: programs, server, log");
+    let p = problem("programs: {}\nmailer: {to: me}\n");
+    assert_problem_at(
+        &p,
+        2,
+        "mailer",
+        "valid keys are: programs, server, log, email",
+    );
     let p = problem(&web_with("frobnicate: 1"));
     assert!(p.message.contains("cmd, numprocs, autostart"), "{p}");
 }
@@ -447,7 +452,7 @@ fn anchors_and_merge_keys_share_settings() -> Result<(), String> {
 fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = tmp.path().join("tm.yaml");
-    let base = "programs:\n  web:\n    cmd: sleep 1\n";
+    let base = "email: {smtp: {host: localhost}, from: tm@example.com, to: ops@example.com}\nprograms:\n  web:\n    cmd: sleep 1\n";
     let edits = [
         ("cmd", "cmd: sleep 2"),
         ("numprocs", "numprocs: 3"),
@@ -467,6 +472,7 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         ("user", "user: {euid}"),
         ("maxrestarts", "maxrestarts: 0"),
         ("restartwindow", "restartwindow: 60"),
+        ("notify", "notify: [{on: fatal}]"),
     ];
     let edited: Vec<&str> = edits.iter().map(|(k, _)| *k).collect();
     let classified: Vec<&str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
@@ -482,7 +488,7 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         let line = &line.replace("{euid}", &nix::unistd::geteuid().to_string());
         // `cmd` is replaced (a duplicate key would be refused); others added.
         let text = if key == "cmd" {
-            format!("programs:\n  web:\n    {line}\n")
+            base.replace("cmd: sleep 1", line)
         } else {
             format!("{base}    {line}\n")
         };
@@ -562,12 +568,17 @@ fn a_thousand_programs_parse_quickly() -> Result<(), String> {
              env: {{A: x, B: 1}}\n"
         ));
     }
-    let start = Instant::now();
-    let config = valid(&text)?;
-    let took = start.elapsed();
-    assert_eq!(config.programs.len(), 1000);
-    println!("1000 programs parsed in {took:?}");
-    // Generous: the machine may be busy; the target is well under 100 ms.
+    // Best of three: the machines this runs on are shared.
+    let mut took = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let config = valid(&text)?;
+        took = took.min(start.elapsed());
+        assert_eq!(config.programs.len(), 1000);
+    }
+    println!("1000 programs ({} bytes) parsed in {took:?}", text.len());
+    // Generous, so that a busy machine does not fail it; the target is well
+    // under 100 ms in debug, most of it yaml-rust2's scanner.
     assert!(took < Duration::from_millis(500), "took {took:?}");
     Ok(())
 }
@@ -590,9 +601,10 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
     assert_eq!(worker.env.get("ANSWER").map(String::as_str), Some("42"));
     assert_eq!(worker.env.get("VERBOSE").map(String::as_str), Some("true"));
     assert_eq!(
-        (worker.umask, worker.stdout.clone()),
+        (worker.umask, worker.stderr.clone()),
         (Some(0o027), OutputTarget::Discard)
     );
+    assert!(matches!(worker.stdout, OutputTarget::InstanceFileIn(_)));
     assert_eq!(worker.workingdir.as_deref(), Some(Path::new("/tmp")));
     let flaky = config.programs.get("flaky").ok_or("no flaky")?;
     assert_eq!(flaky.autorestart, AutoRestart::Unexpected);
@@ -678,4 +690,48 @@ fn load_as_root_refuses_a_world_writable_file() -> Result<(), Box<dyn std::error
         assert!(loaded.is_ok(), "{loaded:?}");
     }
     Ok(())
+}
+
+#[test]
+fn mangled_configs_never_panic_and_always_say_where() {
+    let base: Vec<char> = include_str!("../../../examples/taskmaster.yaml")
+        .chars()
+        .collect();
+    let alphabet = [
+        ':', '-', '[', ']', '{', '}', '&', '*', '!', '"', '\'', '\n', ' ', '#', '|', '>', '0', 'x',
+        '<', '?', ',', '\t', '%', '@', '`',
+    ];
+    // xorshift: deterministic, so a failure can be replayed.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % 1_000_003).unwrap_or(0)
+    };
+    for round in 0..1000 {
+        let mut chars = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() % chars.len();
+            let c = alphabet[next() % alphabet.len()];
+            match next() % 3 {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, c),
+                _ => chars[i] = c,
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Err(e) = parse(&text, Path::new(FILE)) {
+            let ConfigError::Invalid { problems, .. } = &e else {
+                panic!("round {round}: {e}");
+            };
+            assert!(!problems.is_empty(), "round {round}");
+            for p in problems {
+                assert!(p.line >= 1 && p.col >= 1, "round {round}: {p}\n{text}");
+                assert!(!p.message.is_empty(), "round {round}");
+            }
+        }
+    }
 }

@@ -12,6 +12,8 @@
 //! is taken, so `cmd: true` runs `true`. Top-level keys starting with `x-`
 //! are ignored: they hold anchors for `<<: *defaults`.
 
+mod email;
+
 use super::yaml::{self, Entry, Kind, Node, Pos, Value, quote};
 use super::{
     AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_PIDFILE, LogConfig, LogLevel,
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOP_KEYS: &[&str] = &["programs", "server", "log"];
+const TOP_KEYS: &[&str] = &["programs", "server", "log", "email"];
 const SERVER_KEYS: &[&str] = &["listen", "token_file", "allow_remote", "pidfile"];
 const LOG_KEYS: &[&str] = &["file", "level"];
 
@@ -51,6 +53,7 @@ pub(super) fn validate(
                 message: p.message,
             })
             .collect(),
+        email_seen: email::EmailSeen::Absent,
     };
     let config = doc.root.and_then(|root| ctx.config(&root, absolute));
     if ctx.problems.is_empty()
@@ -75,6 +78,8 @@ struct Ctx {
     file: PathBuf,
     dir: PathBuf,
     problems: Vec<Problem>,
+    /// The `email:` section as notify rules need it; read before programs.
+    email_seen: email::EmailSeen,
 }
 
 /// `path.key`, or `key` at the top.
@@ -117,6 +122,20 @@ impl Ctx {
         let mut programs = None;
         let mut server = None;
         let mut log = None;
+        // Before the programs: their notify rules default to `email.to`.
+        let email = top
+            .iter()
+            .find(|(k, _)| *k == "email")
+            .and_then(|(_, entry)| {
+                let before = self.problems.len();
+                let email = self.email(&entry.value);
+                self.email_seen = match &email {
+                    Some(e) => email::EmailSeen::Valid(e.to.clone()),
+                    None if self.problems.len() > before => email::EmailSeen::Invalid,
+                    None => email::EmailSeen::Absent,
+                };
+                email
+            });
         for (key, entry) in &top {
             match *key {
                 "programs" => programs = self.programs(&entry.value),
@@ -149,6 +168,7 @@ impl Ctx {
             programs: programs?,
             server,
             log,
+            email,
         })
     }
 
@@ -215,6 +235,7 @@ impl Ctx {
     fn programs(&mut self, node: &Node) -> Option<BTreeMap<String, Arc<ProgramConfig>>> {
         let before = self.problems.len();
         let logs_dir = self.dir.join(DEFAULT_LOGS_DIR);
+        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut programs = BTreeMap::new();
         for (name, entry) in self.mapping(node, "programs") {
             let path = join("programs", name);
@@ -231,7 +252,7 @@ impl Ctx {
                 self.report(entry.key.pos, &path, why);
             }
             // Checked even under a bad name, so that every problem shows.
-            if let Some(program) = self.program(name, &entry.key, &entry.value, &logs_dir)
+            if let Some(program) = self.program(&valid, name, &entry.key, &entry.value, &logs_dir)
                 && name_ok
             {
                 programs.insert(name.to_string(), Arc::new(program));
@@ -242,6 +263,7 @@ impl Ctx {
 
     fn program(
         &mut self,
+        valid: &[&'static str],
         name: &str,
         name_node: &Node,
         body: &Node,
@@ -249,10 +271,9 @@ impl Ctx {
     ) -> Option<ProgramConfig> {
         let path = join("programs", name);
         let before = self.problems.len();
-        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut p = ProgramConfig::with_defaults(name, "", logs_dir);
         let mut have_cmd = false;
-        for (key, entry) in self.entries(body, &path, &valid) {
+        for (key, entry) in self.entries(body, &path, valid) {
             let at = join(&path, key);
             let v = &*entry.value;
             match key {
@@ -346,6 +367,11 @@ impl Ctx {
                         p.restartwindow = d;
                     }
                 }
+                "notify" => {
+                    if let Some(rules) = self.notify(v, &at) {
+                        p.notify = rules;
+                    }
+                }
                 other => {
                     // Only reachable if PROGRAM_KEYS gains a key without a
                     // match arm here; a unit test sets every key.
@@ -425,10 +451,13 @@ impl Ctx {
 
     /// A whole number in `min..=max`.
     fn int(&mut self, node: &Node, at: &str, min: i128, max: i128) -> Option<i128> {
-        let range = if max >= i128::from(u32::MAX) {
-            format!("a whole number >= {min}")
-        } else {
-            format!("a whole number from {min} to {max}")
+        // Built only for a message: this runs for every integer in the file.
+        let range = || {
+            if max >= i128::from(u32::MAX) {
+                format!("a whole number >= {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            }
         };
         match node.value() {
             Some(Value::Int(n)) if (min..=max).contains(&n) => Some(n),
@@ -436,7 +465,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -447,7 +476,8 @@ impl Ctx {
                     node.pos,
                     at,
                     format!(
-                        "expected {range}, found {}: remove the quotes",
+                        "expected {}, found {}: remove the quotes",
+                        range(),
                         node.describe()
                     ),
                 );
@@ -457,7 +487,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -575,15 +605,15 @@ impl Ctx {
     }
 
     fn stopsignal(&mut self, node: &Node, at: &str) -> Option<Signal> {
-        let allowed = Signal::STOP_SIGNALS
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", ");
         let text = self.text(node, at, "a signal name (e.g. TERM)")?;
         match text.parse::<Signal>() {
             Ok(sig) if Signal::STOP_SIGNALS.contains(&sig) => Some(sig),
             _ => {
+                let allowed = Signal::STOP_SIGNALS
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.report(
                     node.pos,
                     at,

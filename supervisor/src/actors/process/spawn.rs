@@ -101,12 +101,14 @@ pub struct SpawnedChild {
 
 /// Starts instance `index` of `program`, its streams piped when a sink is
 /// given (the sink's file is (re)opened first) and sent to `/dev/null`
-/// otherwise.
+/// otherwise. `hidden_env` names daemon variables the child does not
+/// inherit (secrets); the program's own `env:` still applies.
 pub fn spawn(
     program: &ProgramConfig,
     index: u32,
     stdout: Option<&OutputSink>,
     stderr: Option<&OutputSink>,
+    hidden_env: &[String],
 ) -> Result<SpawnedChild, SpawnError> {
     let Some(exe) = program.argv.first() else {
         return Err(SpawnError::EmptyCommand);
@@ -149,7 +151,7 @@ pub fn spawn(
     let out = pipe(stdout)?;
     let err = pipe(stderr)?;
 
-    let (inherited, set) = environment(program, index);
+    let (inherited, set) = environment(program, index, hidden_env);
     // The PATH the child will have decides where its program is found.
     let path = match set.iter().find(|(k, _)| k == "PATH") {
         Some((_, v)) => Some(v.as_os_str()),
@@ -256,6 +258,7 @@ fn daemon_env() -> &'static [(OsString, CString)] {
 fn environment(
     program: &ProgramConfig,
     index: u32,
+    hidden_env: &[String],
 ) -> (Vec<&'static CStr>, Vec<(OsString, OsString)>) {
     let mut set: Vec<(OsString, OsString)> = Vec::with_capacity(program.env.len() + 5);
     let mut put = |k: OsString, v: OsString| match set.iter_mut().find(|(key, _)| *key == k) {
@@ -281,6 +284,7 @@ fn environment(
     let inherited = daemon_env()
         .iter()
         .filter(|(k, _)| !set.iter().any(|(key, _)| key == k))
+        .filter(|(k, _)| !hidden_env.iter().any(|h| k == h.as_str()))
         .map(|(_, entry)| entry.as_c_str())
         .collect();
     (inherited, set)

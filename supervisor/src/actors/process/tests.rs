@@ -91,6 +91,8 @@ impl Harness {
             program: Arc::new(program),
             index: 0,
             children: self.table.clone(),
+            events: None,
+            secret_env: Default::default(),
         })
         .start()
     }
