@@ -153,7 +153,7 @@ fn raise_fd_limit() -> anyhow::Result<()> {
 /// do not know could pull one from under a library.
 fn mark_inherited_fds_cloexec() {
     // SAFETY: a plain syscall on our own fd table; failure (kernel < 5.11)
-    // only loses this hardening, and pre_exec marks again in each child.
+    // only loses this hardening, and each child marks them again before exec.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
