@@ -397,7 +397,7 @@ fn a_storm_of_sighups_while_the_file_changes() -> TestResult {
 fn scaling_down_stops_the_highest_indexes_gracefully() -> TestResult {
     let cmd = r#"sh -c 'trap \"echo got-term; exit 0\" TERM; sleep 1000 & wait'"#;
     let config = |n: u32| {
-        format!("programs:\n  web: {{cmd: \"{cmd}\", starttime: 0, stoptime: 5, numprocs: {n}}}\n")
+        format!("programs:\n  web: {{cmd: \"{cmd}\", starttime: 0, stoptime: 30, numprocs: {n}}}\n")
     };
     let daemon = TestDaemon::start(&config(4))?;
     let before = running_exactly(&daemon, &set(["web:0", "web:1", "web:2", "web:3"]))?;
