@@ -1,7 +1,7 @@
 //! Building and starting one child of an instance.
 //!
 //! Never `tokio::process` nor a `Child` handle: the Reaper owns `waitpid`.
-//! The child is started by [`vfork::launch`] (clone without copying the
+//! The child is started by `vfork::launch` (clone without copying the
 //! daemon; see there for why and how). The argv is executed directly (no
 //! shell), in a new process group whose id is the child's pid, so that stop
 //! signals and SIGKILL escalation reach everything the program started.
