@@ -128,80 +128,54 @@ macro_rules! fan_out {
     }};
 }
 
-/// Start instances (`None`: all). With `wait`, resolves with each instance's
-/// outcome; without, at once with "starting".
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Start {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
-}
-
-impl Handler<Start> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
-
-    fn handle(&mut self, msg: Start, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "starting", |a| {
-                a.do_send(process::Start)
-            });
-            return Box::pin(async move { outcomes });
+/// Defines a `{indexes, wait}` request and its handler: with `wait` it
+/// resolves with each instance's own outcome; without, at once, with `what`.
+macro_rules! waitable_request {
+    ($(#[$doc:meta])* $name:ident => $msg:expr, $what:literal, $state:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Message)]
+        #[rtype(result = "Vec<Outcome>")]
+        pub struct $name {
+            pub indexes: Option<Vec<u32>>,
+            pub wait: bool,
         }
-        Box::pin(fan_out!(self, msg.indexes, process::Start))
-    }
-}
 
-/// Stop instances; with `wait`, resolves once they are gone.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Stop {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
-}
+        impl Handler<$name> for ProgramActor {
+            type Result = ResponseFuture<Vec<Outcome>>;
 
-impl Handler<Stop> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
-
-    fn handle(&mut self, msg: Stop, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "stopping", |a| {
-                a.do_send(process::Stop)
-            });
-            return Box::pin(async move { outcomes });
+            fn handle(&mut self, msg: $name, _: &mut Self::Context) -> Self::Result {
+                if msg.wait {
+                    return Box::pin(fan_out!(self, msg.indexes, $msg));
+                }
+                let targets = self.select(&msg.indexes);
+                let outcomes = no_wait(&targets, &self.config, $what, $state, |a| a.do_send($msg));
+                Box::pin(async move { outcomes })
+            }
         }
-        Box::pin(fan_out!(self, msg.indexes, process::Stop))
-    }
+    };
 }
 
-/// Restart instances: stop (if alive), then start, waiting like [`Start`].
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Restart {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
+waitable_request! {
+    /// Start instances (`None`: all); with `wait`, resolves once each is
+    /// RUNNING or has failed.
+    Start => process::Start, "starting", ProcessState::Starting
 }
 
-impl Handler<Restart> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
+waitable_request! {
+    /// Stop instances; with `wait`, resolves once their process groups are gone.
+    Stop => process::Stop, "stopping", ProcessState::Stopping
+}
 
-    fn handle(&mut self, msg: Restart, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(
-                &self.select(&msg.indexes),
-                &self.config,
-                "restarting",
-                |a| a.do_send(process::Restart),
-            );
-            return Box::pin(async move { outcomes });
-        }
-        Box::pin(fan_out!(self, msg.indexes, process::Restart))
-    }
+waitable_request! {
+    /// Restart instances: stop (if alive), then start, waiting like [`Start`].
+    Restart => process::Restart, "restarting", ProcessState::Stopping
 }
 
 fn no_wait(
     targets: &[(u32, Addr<ProcessActor>)],
     config: &ProgramConfig,
     what: &str,
+    state: ProcessState,
     send: impl Fn(&Addr<ProcessActor>),
 ) -> Vec<Outcome> {
     targets
@@ -211,7 +185,7 @@ fn no_wait(
             Outcome {
                 name: config.instance_name(*i),
                 ok: true,
-                state: ProcessState::Starting,
+                state,
                 message: what.to_string(),
                 output_tail: Vec::new(),
             }
