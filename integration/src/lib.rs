@@ -11,6 +11,7 @@
 //! - [`wait_until`] is the only way tests wait: poll a condition against a
 //!   deadline, never sleep for a guessed duration.
 
+pub mod bench;
 pub mod bins;
 mod cmd;
 mod daemon;
