@@ -96,6 +96,7 @@ impl Fleet {
             };
             y.push_str(&format!("    autorestart: {restart}\n"));
             y.push_str("    exitcodes: [0]\n    starttime: 0\n    stoptime: 10\n");
+            y.push_str("    startretries: 1000000\n");
             // A crash loop must never be cut short by the restart budget.
             y.push_str(&format!(
                 "    maxrestarts: {}\n    restartwindow: 1\n",
@@ -135,6 +136,8 @@ impl Fleet {
             };
             s.push_str(&format!("autorestart={restart}\n"));
             s.push_str("exitcodes=0\nstartsecs=0\nstopsignal=TERM\nstopwaitsecs=10\n");
+            // Never FATAL: a crash loop must go on being measured.
+            s.push_str("startretries=1000000\n");
             for (key, out) in [("stdout", &p.stdout), ("stderr", &p.stderr)] {
                 let value = match out {
                     Output::Default => "AUTO".to_string(),

@@ -107,6 +107,14 @@ pub trait Daemon {
     /// restarts every process). Returns once the trigger is sent (taskmaster)
     /// or the command returned (supervisord).
     fn reload(&mut self, fleet: &fleet::Fleet) -> Result<(), BenchError>;
+    /// The last `n` lines of the daemon's own log, to explain a failure.
+    fn log_tail(&self, n: usize) -> String;
+}
+
+/// The last `n` lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Starts a supervisor on a fleet.

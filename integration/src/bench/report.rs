@@ -229,7 +229,12 @@ fn rows() -> Vec<Row> {
         },
         Row {
             scenario: "scale_10000",
-            label: |p| format!("{} managed processes: all RUNNING, status, RSS", p.scale_n),
+            label: |p| {
+                format!(
+                    "{} managed processes (output discarded): all RUNNING, status, RSS",
+                    p.scale_n
+                )
+            },
             cell: |m| {
                 let (s, ms, rss) = (
                     f(m, "all_running_s")?,

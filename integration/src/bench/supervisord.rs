@@ -316,6 +316,11 @@ impl Daemon for Supervisord {
         }
         Ok(())
     }
+
+    fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("supervisord.log"));
+        super::last_lines(&log.unwrap_or_default(), n)
+    }
 }
 
 impl Drop for Supervisord {

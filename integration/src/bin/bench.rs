@@ -22,8 +22,10 @@ use integration::bench::scenarios::{self, Ctx, Params};
 use integration::bench::supervisord::SupervisordLauncher;
 use integration::bench::taskmaster::TaskmasterLauncher;
 use integration::bench::{Launcher, sys};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The fd limit asked for: 10,000 children cost taskmasterd ~4 fds each
 /// and supervisord ~5.
@@ -212,8 +214,8 @@ fn locate_binaries() -> Result<PathBuf, String> {
     let stamp = build("STAMP_BIN", "integration", "stamp")?;
     // The harness reads these (it would otherwise build the profile the
     // bench was built with, which may be debug).
-    // SAFETY: no other thread reads the environment yet (the signal
-    // watcher only waits for signals and reads /proc).
+    // SAFETY: no other thread reads the environment (the signal watcher
+    // only reads its pipe and /proc).
     unsafe {
         std::env::set_var("TASKMASTERD_BIN", &daemon);
         std::env::set_var("TASKMASTERCTL_BIN", &ctl);
@@ -259,22 +261,45 @@ fn header(args: &[String], nofile: u64, load_start: Option<f64>, sv_version: &st
     )
 }
 
-/// SIGINT/SIGTERM/SIGHUP go to a watcher thread, which SIGKILLs every
-/// descendant of the bench and every member of their sessions (the daemons
-/// run in sessions of their own, and their children stay in them even when
-/// orphaned), then exits 130. Children do not inherit the blocked mask
-/// (std resets it before exec).
+/// The write end of the self-pipe the signal handler writes to.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    let byte = signo as u8;
+    // SAFETY: write(2) is async-signal-safe; a failed write only loses
+    // the wake-up of a watcher that is already awake.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+}
+
+/// SIGINT/SIGTERM/SIGHUP wake a watcher thread (self-pipe), which SIGKILLs
+/// every descendant of the bench and every member of their sessions (the
+/// daemons run in sessions of their own, and their children stay in them
+/// even when orphaned), then exits 130. Handlers, not a blocked mask: a
+/// blocked mask would be inherited by the daemons (std does not reset it).
 fn cleanup_on_interrupt() -> nix::Result<()> {
-    use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
     use nix::unistd::Pid;
-    let mut set = SigSet::empty();
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
+    // The handler uses the fd for the life of the process.
+    std::mem::forget(write);
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
+        // SAFETY: the handler only makes an async-signal-safe write.
+        unsafe { sigaction(s, &action)? };
     }
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     std::thread::spawn(move || {
-        let Ok(signal) = set.wait() else { return };
-        eprintln!("bench: {signal}: killing everything it started");
+        let mut pipe = std::fs::File::from(read);
+        let mut byte = [0u8; 1];
+        if std::io::Read::read_exact(&mut pipe, &mut byte).is_err() {
+            return;
+        }
+        eprintln!("bench: signal {}: killing everything it started", byte[0]);
         let me = std::process::id();
         // Kept across rounds: a daemon reaped meanwhile leaves its session.
         let mut sessions = std::collections::BTreeSet::new();
