@@ -66,15 +66,18 @@ fn f(m: &Map<String, Value>, key: &str) -> Option<f64> {
     m.get(key)?.as_f64()
 }
 
+/// A record's figures.
+type Figures = Map<String, Value>;
+
 /// A table row: how to show a record, and our target.
 struct Row {
     scenario: &'static str,
     label: fn(&Params) -> String,
     /// The shown text and the figure the ratio is computed on.
-    cell: fn(&Map<String, Value>) -> Option<(String, f64)>,
+    cell: fn(&Figures) -> Option<(String, f64)>,
     higher_is_better: bool,
     target: &'static str,
-    met: fn(&Map<String, Value>) -> Option<bool>,
+    met: fn(&Figures) -> Option<bool>,
 }
 
 fn rows() -> Vec<Row> {

@@ -91,8 +91,6 @@ pub struct Ctx {
     pub stamp: PathBuf,
     /// Stamp files and baseline output, removed at the end.
     pub work: tempfile::TempDir,
-    /// `head | cat > file` seconds, measured once per run.
-    baseline: Option<Result<f64, String>>,
     /// Spawning `stamp` directly: the floor of any restart latency (ms).
     exec_floor: Option<(f64, f64)>,
 }
@@ -107,7 +105,6 @@ impl Ctx {
             params,
             stamp,
             work,
-            baseline: None,
             exec_floor: None,
         })
     }
@@ -240,7 +237,7 @@ fn exec_floor(ctx: &mut Ctx) -> Result<(f64, f64), BenchError> {
     }
     let file = ctx.path("exec-floor.stamps");
     let mut gaps = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         let before = sys::monotonic_ns();
         let status = std::process::Command::new(&ctx.stamp)
             .arg(&file)
@@ -400,6 +397,7 @@ fn come_up(
     }
     wait_all_running(d, n, deadline.saturating_sub(forked_at))?;
     let running = t0.elapsed();
+    let cpu = sys::cpu_seconds(pid);
     let mut m = Map::new();
     m.insert("n".into(), json!(n));
     m.insert("all_running_s".into(), json!(round3(running.as_secs_f64())));
@@ -408,6 +406,7 @@ fn come_up(
         json!(round3(forked_at.as_secs_f64())),
     );
     m.insert("api_up_s".into(), json!(round3(api_up.as_secs_f64())));
+    m.insert("daemon_cpu_s".into(), json!(cpu.map(round3)));
     m.insert(
         "sleeping_children".into(),
         json!(sys::live_children_named(pid, "sleep")),
@@ -481,16 +480,6 @@ fn stdout_capture(
     let who = launcher.kind();
     let bytes = ctx.params.stdout_bytes;
     let reps = ctx.params.stdout_reps;
-    let baseline = match &ctx.baseline {
-        Some(b) => b.clone(),
-        None => {
-            let b = pipe_baseline(ctx, bytes, reps).map_err(|e| e.to_string());
-            ctx.baseline = Some(b.clone());
-            b
-        }
-    }
-    .map_err(BenchError::Failed)?;
-
     let size = bytes.to_string();
     let files: Vec<PathBuf> = (0..reps)
         .map(|i| ctx.path(&format!("capture-{who}-{i}.out")))
@@ -511,7 +500,10 @@ fn stdout_capture(
     let pid = d.pid();
     let mut times = Vec::new();
     let mut cpus = Vec::new();
+    let mut baselines = Vec::new();
     for (i, f) in files.iter().enumerate() {
+        // Interleaved, so that both see the same machine.
+        baselines.push(pipe_baseline(ctx, bytes, i)?);
         let c0 = sys::cpu_ticks(pid).unwrap_or(0);
         let t0 = Instant::now();
         d.start_program(&format!("gen{i}"))?;
@@ -531,6 +523,7 @@ fn stdout_capture(
         cpus.push(c1.saturating_sub(c0) as f64 / sys::ticks_per_second() as f64);
     }
     drop(d);
+    let baseline = median(&baselines).unwrap_or(f64::NAN);
     let t = median(&times).unwrap_or(f64::NAN);
     let cpu = median(&cpus).unwrap_or(f64::NAN);
     let gib = bytes as f64 / (1u64 << 30) as f64;
@@ -557,28 +550,24 @@ fn stdout_capture(
     Ok(())
 }
 
-/// `sh -c 'head -c N /dev/zero | cat > FILE'`: median seconds of `reps`.
-fn pipe_baseline(ctx: &Ctx, bytes: u64, reps: usize) -> Result<f64, BenchError> {
-    let mut times = Vec::new();
-    for i in 0..reps {
-        let f = ctx.path(&format!("baseline-{i}.out"));
-        let mut cmd = std::process::Command::new("sh");
-        cmd.arg("-c").arg(format!(
-            "head -c {bytes} /dev/zero | cat > {}",
-            super::fleet::shell_quote(&f.to_string_lossy())
-        ));
-        let t = sys::timed_run(cmd, Duration::from_secs(300))?;
-        let got = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-        let _ = std::fs::remove_file(&f);
-        if t.code != Some(0) || got != bytes {
-            return Err(BenchError::Failed(format!(
-                "baseline pipe wrote {got} bytes, exit {:?}: {}",
-                t.code, t.stderr
-            )));
-        }
-        times.push(t.elapsed.as_secs_f64());
+/// `sh -c 'head -c N /dev/zero | cat > FILE'`, run `i`: seconds.
+fn pipe_baseline(ctx: &Ctx, bytes: u64, i: usize) -> Result<f64, BenchError> {
+    let f = ctx.path(&format!("baseline-{i}.out"));
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "head -c {bytes} /dev/zero | cat > {}",
+        super::fleet::shell_quote(&f.to_string_lossy())
+    ));
+    let t = sys::timed_run(cmd, Duration::from_secs(300))?;
+    let got = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&f);
+    if t.code != Some(0) || got != bytes {
+        return Err(BenchError::Failed(format!(
+            "baseline pipe wrote {got} bytes, exit {:?}: {}",
+            t.code, t.stderr
+        )));
     }
-    median(&times).ok_or_else(|| BenchError::Failed("no baseline run".into()))
+    Ok(t.elapsed.as_secs_f64())
 }
 
 /// 20 programs each dying every 100 ms: daemon CPU over the window and the
