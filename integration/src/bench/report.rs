@@ -141,7 +141,7 @@ fn rows() -> Vec<Row> {
             scenario: "status",
             label: |p| {
                 format!(
-                    "`status` of {} instances (client wall time, median of {})",
+                    "`status` of {} instances (client wall time, median of ≤ {})",
                     p.n, p.status_reps
                 )
             },
