@@ -120,9 +120,17 @@ pub fn last_lines(text: &str, n: usize) -> String {
 /// Starts a supervisor on a fleet.
 pub trait Launcher {
     fn kind(&self) -> Impl;
-    /// Starts the daemon on `fleet` and returns once its API answers.
-    fn launch(&self, fleet: &fleet::Fleet) -> Result<Box<dyn Daemon>, BenchError>;
+    /// Starts the daemon on `fleet` and returns once its API answers, which
+    /// may take a while: both daemons spawn their fleet before answering.
+    fn launch(
+        &self,
+        fleet: &fleet::Fleet,
+        up_within: Duration,
+    ) -> Result<Box<dyn Daemon>, BenchError>;
 }
+
+/// How long a daemon may take to answer its API after launch.
+pub const LAUNCH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Generous bound for one client command or API call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,7 +12,7 @@
 use super::fleet::{Fleet, Output, Program, Restart};
 use super::report::Recorder;
 use super::sys::{self, median, percentile};
-use super::{BenchError, Daemon, Instance, Launcher};
+use super::{BenchError, Daemon, Instance, LAUNCH_DEADLINE, Launcher};
 use crate::wait_until_every;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -277,7 +277,7 @@ fn restart_latency(
     let out = file.to_string_lossy().into_owned();
     let fleet = Fleet::new(vec![Program::new("crash", &[&stamp, &out, &after], 1)]);
     let samples = ctx.params.restart_samples;
-    let d = launcher.launch(&fleet)?;
+    let d = launcher.launch(&fleet, LAUNCH_DEADLINE)?;
     // Twice the time the samples take at no latency: a supervisor that
     // backs off gets fewer samples, which the line says (`complete`).
     let budget = Duration::from_millis(2 * samples as u64 * (ctx.params.crash_after_ms + 50))
@@ -325,7 +325,7 @@ fn fleet(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(
     };
 
     let t0 = Instant::now();
-    let d = launcher.launch(&fleet)?;
+    let d = launcher.launch(&fleet, LAUNCH_DEADLINE)?;
     let up = come_up(d.as_ref(), n, t0, Duration::from_secs(120));
     if !step(rec, "spawn_all_running", up) {
         return Ok(());
@@ -385,7 +385,9 @@ fn come_up(
 ) -> Result<Map<String, Value>, BenchError> {
     let api_up = t0.elapsed();
     let pid = d.pid();
-    let forked = wait_until_every(deadline, Duration::from_millis(1), || {
+    let until = t0 + deadline;
+    let left = || until.saturating_duration_since(Instant::now());
+    let forked = wait_until_every(left(), Duration::from_millis(1), || {
         sys::children(pid).len() >= n
     });
     let forked_at = t0.elapsed();
@@ -395,7 +397,7 @@ fn come_up(
             sys::children(pid).len()
         )));
     }
-    wait_all_running(d, n, deadline.saturating_sub(forked_at))?;
+    wait_all_running(d, n, left())?;
     let running = t0.elapsed();
     let cpu = sys::cpu_seconds(pid);
     let mut m = Map::new();
@@ -505,7 +507,7 @@ fn stdout_capture(
             p
         })
         .collect();
-    let d = launcher.launch(&Fleet::new(programs))?;
+    let d = launcher.launch(&Fleet::new(programs), LAUNCH_DEADLINE)?;
     let pid = d.pid();
     let mut times = Vec::new();
     let mut cpus = Vec::new();
@@ -602,7 +604,7 @@ fn crash_loop(
             Program::new(format!("c{i:02}"), &[&stamp, &file, &after], 1)
         })
         .collect();
-    let d = launcher.launch(&Fleet::new(programs))?;
+    let d = launcher.launch(&Fleet::new(programs), LAUNCH_DEADLINE)?;
     let pid = d.pid();
     let looping = wait_until_every(Duration::from_secs(30), Duration::from_millis(20), || {
         files.iter().all(|f| count_starts(f) >= 2)
@@ -667,7 +669,7 @@ fn reload(
     let programs: Vec<Program> = (0..count)
         .map(|i| Program::new(name(i), &["sleep", "100000"], 1))
         .collect();
-    let mut d = launcher.launch(&Fleet::new(programs.clone()))?;
+    let mut d = launcher.launch(&Fleet::new(programs.clone()), LAUNCH_DEADLINE)?;
     let before = wait_all_running(d.as_ref(), count, Duration::from_secs(120))?;
     let pids: BTreeMap<String, u32> = before
         .iter()
@@ -797,7 +799,7 @@ fn scale(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(
     m.insert("output".into(), json!("discarded"));
     m.insert("nofile".into(), json!(nofile_limit()));
     let t0 = Instant::now();
-    let d = launcher.launch(&Fleet::new(vec![program]))?;
+    let d = launcher.launch(&Fleet::new(vec![program]), ctx.params.scale_deadline)?;
     let up = come_up(d.as_ref(), n, t0, ctx.params.scale_deadline)?;
     m.extend(up);
     let pid = d.pid();

@@ -98,7 +98,7 @@ impl Launcher for SupervisordLauncher {
         Impl::Supervisord
     }
 
-    fn launch(&self, fleet: &Fleet) -> Result<Box<dyn Daemon>, BenchError> {
+    fn launch(&self, fleet: &Fleet, up_within: Duration) -> Result<Box<dyn Daemon>, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("supervisord-bench-")
             .tempdir()
@@ -145,7 +145,7 @@ impl Launcher for SupervisordLauncher {
         };
         // From here on an early return drops `daemon`, which cleans up.
         let mut last = String::new();
-        let up = wait_until(Duration::from_secs(30), || {
+        let up = wait_until(up_within, || {
             if matches!(daemon.child.try_wait(), Ok(Some(_))) {
                 return true;
             }
@@ -163,7 +163,8 @@ impl Launcher for SupervisordLauncher {
         if !up || !last.contains("RUNNING") {
             let log = std::fs::read_to_string(&out_path).unwrap_or_default();
             return Err(BenchError::Failed(format!(
-                "supervisord did not come up ({last}); its output:\n{log}"
+                "supervisord did not come up within {up_within:?} ({last}); its last words:\n{}",
+                super::last_lines(&log, 15)
             )));
         }
         Ok(Box::new(daemon))

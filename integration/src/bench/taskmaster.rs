@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 use proto::{Client, Request, Response, StartRequest, StatusRequest};
 use std::cell::RefCell;
 use std::process::Command;
+use std::time::Duration;
 
 /// Starts `taskmasterd`.
 #[derive(Debug, Default)]
@@ -24,13 +25,13 @@ impl Launcher for TaskmasterLauncher {
         Impl::Taskmaster
     }
 
-    fn launch(&self, fleet: &Fleet) -> Result<Box<dyn Daemon>, BenchError> {
+    fn launch(&self, fleet: &Fleet, up_within: Duration) -> Result<Box<dyn Daemon>, BenchError> {
         let daemon = DaemonBuilder::new()?
             .config(&fleet.taskmaster_yaml())
             .start()?;
         // Not `daemon.client()`: its 5 s handshake bound is too short for a
         // daemon busy spawning thousands of children.
-        let client = Client::connect(daemon.addr(), &daemon.token()?, CALL_TIMEOUT)?;
+        let client = Client::connect(daemon.addr(), &daemon.token()?, up_within)?;
         client.set_read_timeout(Some(CALL_TIMEOUT))?;
         Ok(Box::new(Taskmaster {
             client: RefCell::new(client),
