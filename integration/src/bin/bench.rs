@@ -35,7 +35,7 @@ const USAGE: &str =
     "usage: bench [--quick] [--only SCENARIO[,SCENARIO...]] [--impl taskmaster|supervisord|both]
              [--n N] [--samples N] [--scale-n N]
 
-  --quick      short windows and sizes (~1 min with supervisord, ~25 s without)
+  --quick      short windows and sizes (~2.5 min with supervisord, 30 s without)
   --only       scenario groups: restart_latency, fleet (= spawn_all_running, daemon_rss,
                idle_cpu, status, stop_all), stdout_capture, crash_loop, reload_200,
                reload_1000, scale_10000
