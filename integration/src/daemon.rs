@@ -48,6 +48,9 @@ pub struct DaemonBuilder {
     config: String,
     env: Vec<(OsString, OsString)>,
     blocked_and_ignored: Vec<i32>,
+    /// `/dev/null` opened as these descriptor numbers in the daemon, without
+    /// close-on-exec, as a careless parent would leave them.
+    leaked_fds: Vec<i32>,
 }
 
 impl DaemonBuilder {
@@ -62,6 +65,7 @@ impl DaemonBuilder {
             config: String::new(),
             env: Vec::new(),
             blocked_and_ignored: Vec::new(),
+            leaked_fds: Vec::new(),
         })
     }
 
@@ -91,6 +95,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Starts the daemon with descriptor `fd` open (on `/dev/null`) and not
+    /// close-on-exec, as a careless parent might.
+    pub fn leak_fd(mut self, fd: i32) -> Self {
+        self.leaked_fds.push(fd);
+        self
+    }
+
     /// Writes the config, starts `taskmasterd -c DIR/taskmaster.yaml` and
     /// waits (10 s) for its `listening on ADDR` line.
     pub fn start(self) -> Result<TestDaemon, HarnessError> {
@@ -114,51 +125,99 @@ impl DaemonBuilder {
     /// Runs `cmd` as the daemon (stdio, environment, session and signals set
     /// up here), and waits for its address.
     fn launch(self, mut cmd: Command) -> Result<TestDaemon, HarnessError> {
-        let stdout_path = self.dir.path().join("daemon.stdout");
-        let stdout = std::fs::File::create(&stdout_path)
-            .map_err(|e| HarnessError::io(format!("cannot create {}", stdout_path.display()), e))?;
-        cmd.current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .env("NO_COLOR", "1")
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        own_session_with_signals_off(&mut cmd, self.blocked_and_ignored.clone());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| HarnessError::io(format!("cannot start {cmd:?}"), e))?;
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let lines = Arc::clone(&stderr_lines);
-            // Keeps draining for the daemon's whole life, so it never blocks
-            // on a full pipe.
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(pipe);
-                let mut buf = Vec::new();
-                while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-                    let line = strip_ansi(&String::from_utf8_lossy(&buf));
-                    lines
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line.trim_end().to_string());
-                    buf.clear();
+        let mut leaked = Vec::new();
+        for &fd in &self.leaked_fds {
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| HarnessError::io("cannot open /dev/null", e))?;
+            leaked.push((null, fd));
+        }
+        let pairs: Vec<(i32, i32)> = leaked
+            .iter()
+            .map(|(f, fd)| (std::os::fd::AsRawFd::as_raw_fd(f), *fd))
+            .collect();
+        // SAFETY: dup2 only, on descriptors numbered before the fork; dup2
+        // leaves the copy without close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &(from, to) in &pairs {
+                    if libc::dup2(from, to) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
+                Ok(())
             });
         }
+        let (child, stderr) = spawn_daemon(
+            cmd,
+            self.dir.path(),
+            &self.env,
+            self.blocked_and_ignored.clone(),
+        )?;
+        drop(leaked);
         let mut daemon = TestDaemon {
             pid: child.id(),
             child,
             exit: None,
             addr: String::new(),
-            stderr: stderr_lines,
+            stderr,
             groups: Mutex::new(BTreeSet::new()),
             client: Mutex::new(None),
+            earlier: Vec::new(),
+            env: self.env,
             dir: self.dir,
         };
         // From here on, an early return drops `daemon`, which cleans up.
         daemon.addr = daemon.wait_for_address()?;
         Ok(daemon)
     }
+}
+
+/// A daemon's stderr, line by line, as it comes.
+type StderrLines = Arc<Mutex<Vec<String>>>;
+
+/// Starts `cmd` as a daemon in `dir` (stdio, environment, session and
+/// signals set up here); its stderr lines are collected for its whole life.
+fn spawn_daemon(
+    mut cmd: Command,
+    dir: &Path,
+    env: &[(OsString, OsString)],
+    blocked_and_ignored: Vec<i32>,
+) -> Result<(Child, StderrLines), HarnessError> {
+    let stdout_path = dir.join("daemon.stdout");
+    let stdout = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&stdout_path)
+        .map_err(|e| HarnessError::io(format!("cannot create {}", stdout_path.display()), e))?;
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    own_session_with_signals_off(&mut cmd, blocked_and_ignored);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| HarnessError::io(format!("cannot start {cmd:?}"), e))?;
+    let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+    if let Some(pipe) = child.stderr.take() {
+        let lines = Arc::clone(&stderr_lines);
+        // Keeps draining for the daemon's whole life, so it never blocks
+        // on a full pipe.
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut buf = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let line = strip_ansi(&String::from_utf8_lossy(&buf));
+                lines
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line.trim_end().to_string());
+                buf.clear();
+            }
+        });
+    }
+    Ok((child, stderr_lines))
 }
 
 /// A running `taskmasterd`, killed with everything it started on `Drop`.
@@ -173,6 +232,10 @@ pub struct TestDaemon {
     groups: Mutex<BTreeSet<u32>>,
     /// One control connection, reused by `status()`.
     client: Mutex<Option<Client>>,
+    /// Earlier daemons in this directory ([`TestDaemon::restart`]):
+    /// what is left in their sessions is cleaned up too.
+    earlier: Vec<u32>,
+    env: Vec<(OsString, OsString)>,
     // Last: removed after `Drop::drop` has killed everything.
     dir: tempfile::TempDir,
 }
@@ -285,8 +348,10 @@ impl TestDaemon {
         Ok(Client::connect(&self.addr, &self.token()?, CLIENT_TIMEOUT)?)
     }
 
-    /// Sends `request` on the shared connection (reconnecting once if it
-    /// broke) and returns the reply.
+    /// Sends `request` on the shared connection and returns the reply. If
+    /// the connection broke (or a reply took over 5 s), it is dropped and the
+    /// request is sent once more on a new one, so prefer idempotent requests
+    /// here; use [`TestDaemon::client`] to control every byte.
     pub fn call(&self, request: &Request) -> Result<Response, HarnessError> {
         let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(reply) = slot.as_mut().and_then(|c| c.call(request).ok()) {
@@ -361,8 +426,8 @@ impl TestDaemon {
         match (ok, last) {
             (true, Some(info)) => Ok(info),
             (_, last) => Err(HarnessError::Timeout(format!(
-                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n--- event log ---\n{}",
-                self.event_log()
+                "{name} not {what} within {timeout:?}; last status: {last:?}; last error: {error:?}\n{}",
+                self.diagnostics()
             ))),
         }
     }
@@ -383,6 +448,23 @@ impl TestDaemon {
             .current_dir(self.dir())
             .env("NO_COLOR", "1");
         run_with_timeout(cmd, Duration::from_secs(10))
+    }
+
+    /// What a failing test should show: whether the daemon still runs, the
+    /// end of its stderr, and the event log.
+    pub fn diagnostics(&self) -> String {
+        let alive = if procfs::is_alive(self.pid) {
+            "running"
+        } else {
+            "NOT RUNNING (exited or crashed)"
+        };
+        let lines = self.stderr_lines();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- taskmasterd (pid {}) is {alive}; last stderr lines ---\n{tail}\n--- event log ---\n{}",
+            self.pid,
+            self.event_log()
+        )
     }
 
     /// The event log's text (empty when it does not exist yet).
@@ -426,6 +508,49 @@ impl TestDaemon {
         self.exit
     }
 
+    /// SIGKILLs the daemon alone (as the OOM killer would) and reaps it.
+    /// What it started is left as it is (and still cleaned up on `Drop`).
+    pub fn kill9(&mut self) -> Result<(), HarnessError> {
+        self.track_groups();
+        if self.exit.is_none() {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+            let status = self
+                .child
+                .wait()
+                .map_err(|e| HarnessError::io("cannot reap the killed taskmasterd", e))?;
+            self.exit = Some(status);
+        }
+        Ok(())
+    }
+
+    /// Starts a new daemon on the same directory and config (same
+    /// environment; no blocked signals or leaked descriptors) once the
+    /// current one has exited ([`TestDaemon::kill9`]), and waits for its
+    /// address.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        if self.exit.is_none() {
+            return Err(HarnessError::Unexpected(
+                "restart() while the daemon still runs".into(),
+            ));
+        }
+        self.earlier.push(self.pid);
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let mut cmd = Command::new(bins::taskmasterd()?);
+        cmd.arg("-c").arg(self.config_path());
+        let (child, stderr) = spawn_daemon(cmd, self.dir.path(), &self.env, Vec::new())?;
+        self.pid = child.id();
+        self.child = child;
+        self.exit = None;
+        self.stderr = stderr;
+        self.addr = self.wait_for_address()?;
+        Ok(())
+    }
+
+    /// The pids of the daemons replaced by [`TestDaemon::restart`].
+    pub fn earlier_pids(&self) -> &[u32] {
+        &self.earlier
+    }
+
     /// The daemon's descendants now (zombies included), remembered for
     /// cleanup.
     pub fn descendants(&self) -> Vec<ProcStat> {
@@ -467,11 +592,12 @@ impl TestDaemon {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let mut victims = procfs::descendants_in(&snapshot, self.pid);
-        victims.extend(
-            snapshot.into_iter().filter(|p| {
-                p.sid == self.pid || groups.contains(&p.pgid) || groups.contains(&p.sid)
-            }),
-        );
+        victims.extend(snapshot.into_iter().filter(|p| {
+            p.sid == self.pid
+                || self.earlier.contains(&p.sid)
+                || groups.contains(&p.pgid)
+                || groups.contains(&p.sid)
+        }));
         let me = std::process::id();
         let my_group = procfs::stat(me).map(|s| s.pgid).unwrap_or(me);
         victims.retain(|p| {

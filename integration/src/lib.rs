@@ -10,12 +10,15 @@
 //!   says rather than by what the daemon reports.
 //! - [`wait_until`] is the only way tests wait: poll a condition against a
 //!   deadline, never sleep for a guessed duration.
+//! - [`smtp`] is a real SMTP server on loopback (answering, silent, or a
+//!   closed port), for the email notification tests.
 
 pub mod bench;
 pub mod bins;
 mod cmd;
 mod daemon;
 pub mod procfs;
+pub mod smtp;
 
 pub use cmd::{CmdOutput, run_with_timeout};
 pub use daemon::{CONFIG_FILE, DaemonBuilder, EVENT_LOG_FILE, TestDaemon, line_mentions};

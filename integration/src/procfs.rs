@@ -180,6 +180,53 @@ pub fn cwd(pid: u32) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()
 }
 
+/// The value of environment variable `name` in the environment `pid` was
+/// started with (`/proc/PID/environ`).
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    raw.split(|b| *b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
+}
+
+/// The live processes whose environment has `name=value` (e.g. the
+/// `TASKMASTER_SUPERVISOR` tag every child of a daemon carries).
+pub fn with_env(name: &str, value: &str) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.is_alive() && environ_var(p.pid, name).as_deref() == Some(value))
+        .collect()
+}
+
+/// User plus system CPU time `pid` has used, in clock ticks
+/// (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    // After the name: state is field 3, so utime (14) is the 12th here.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second, for [`cpu_ticks`].
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "VmRSS")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +256,9 @@ mod tests {
         assert!(signal_mask(me, "SigBlk").is_some());
         assert!(fds(me).is_some_and(|f| f.contains(&0)));
         assert_eq!(signal_bit(1), 1);
+        assert!(cpu_ticks(me).is_some());
+        assert!(rss_kib(me).is_some_and(|k| k > 0));
+        assert!(environ_var(me, "PATH").is_some() || std::env::var_os("PATH").is_none());
         assert_eq!(signal_bit(10), 0x200);
     }
 

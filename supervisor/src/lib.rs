@@ -10,12 +10,13 @@ pub mod auth;
 pub mod config;
 pub mod daemonize;
 pub mod eventlog;
+pub mod leftovers;
 pub mod pidfile;
 pub mod reload;
 
 use actix::{Actor, Addr, System};
 use actors::reaper::{ChildTable, Reaper};
-use actors::registry::{Registry, RegistryInit, Reload, Shutdown};
+use actors::registry::{Registry, RegistryInit, Reload, ReopenLogs, Shutdown};
 use std::io;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -32,7 +33,8 @@ pub struct DaemonInit {
 }
 
 /// Runs the daemon until it is shut down (SIGTERM, SIGINT, or a client's
-/// `shutdown`), and returns the process exit code.
+/// `shutdown`), and returns the process exit code. SIGHUP reloads the config,
+/// SIGUSR2 reopens every log file, a second SIGTERM/SIGINT forces the stop.
 ///
 /// Signal handlers are installed before any child is spawned: a signal that
 /// arrived before would otherwise take its default action and kill us.
@@ -44,6 +46,7 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
         Reaper::new(children.clone())?.start();
         let registry = Registry::new(RegistryInit {
             config: init.config,
@@ -62,6 +65,7 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
                     // each reload is synchronous in the Registry: a burst is
                     // one or a few reloads, never interleaved ones.
                     Some(()) = hup.recv() => registry.do_send(Reload),
+                    Some(()) = usr2.recv() => registry.do_send(ReopenLogs),
                     else => break,
                 }
             }

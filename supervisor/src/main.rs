@@ -2,7 +2,8 @@
 //!
 //! Thin on purpose: parse arguments, do every fallible start-up step (config,
 //! event log, token, bind) with a clear message and exit code 1 on failure,
-//! then hand over to [`supervisor::run`].
+//! stop what an earlier daemon on this config left running
+//! ([`leftovers`]), then hand over to [`supervisor::run`].
 //!
 //! Exit codes: 0 clean shutdown, valid `--check`, or (with `-d`) the daemon
 //! is up; 1 invalid config or any start-up failure.
@@ -11,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use supervisor::{DaemonInit, auth, config, daemonize, eventlog, pidfile};
+use supervisor::{DaemonInit, auth, config, daemonize, eventlog, leftovers, pidfile};
 
 /// Keeps a YAML-described fleet of programs alive.
 #[derive(Debug, Parser)]
@@ -121,6 +122,10 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         "daemon started"
     );
     tracing::info!("listening on {addr}");
+    // Only now, holding the pidfile lock and the port: a second daemon on
+    // this config has failed before it could get here and stop our children.
+    let tag = leftovers::install(leftovers::Tag::for_config(&config.file));
+    leftovers::stop_leftovers(tag, &config);
     let code = supervisor::run(DaemonInit {
         config,
         listener,
@@ -148,7 +153,7 @@ fn raise_fd_limit() -> anyhow::Result<()> {
 /// do not know could pull one from under a library.
 fn mark_inherited_fds_cloexec() {
     // SAFETY: a plain syscall on our own fd table; failure (kernel < 5.11)
-    // only loses this hardening, and pre_exec marks again in each child.
+    // only loses this hardening, and each child marks them again before exec.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,

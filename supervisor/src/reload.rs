@@ -71,6 +71,17 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
             new.log.file.display()
         ));
     }
+    if old.email != new.email {
+        plan.notes.push(match &new.email {
+            Some(e) => format!(
+                "email: SMTP {}:{} (tls: {}) (applied)",
+                e.smtp.host,
+                e.smtp.port,
+                e.smtp.tls.as_str()
+            ),
+            None => "email: notifications off (applied)".into(),
+        });
+    }
     if old.server.listen != new.server.listen {
         plan.notes.push(format!(
             "server.listen changed from {} to {}: restart taskmasterd to apply it (still listening on the old address)",

@@ -166,7 +166,7 @@ programs:
     stopsignal: USR1
     stoptime: 3
     stdout: null
-    stderr: logs/web.err
+    stderr: web.err
     env:
       A: 1
       B: true

@@ -4,7 +4,7 @@
 
 use crate::{SOON, file_containing, running, running_pid};
 use integration::{TestDaemon, TestResult, procfs, wait_until};
-use proto::ProcessState;
+use proto::{ProcessState, Request, Response, StartRequest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -166,7 +166,7 @@ fn stdout_null_discards_and_default_files_are_under_logs() -> TestResult {
         r#"
 programs:
   quiet:
-    cmd: "sh -c 'echo quiet-out; echo quiet-err >&2; exec sleep 1000'"
+    cmd: "sh -c 'echo quiet-out-$((6*7)); echo quiet-err >&2; exec sleep 1000'"
     starttime: 0.2
     stdout: null
   loud:
@@ -185,7 +185,8 @@ programs:
         Some(Path::new("/dev/null"))
     );
     assert!(!daemon.path("logs/quiet-0.stdout.log").exists());
-    let leaked = files_containing(daemon.dir(), "quiet-out")?;
+    // Computed by the child, so the config itself does not contain it.
+    let leaked = files_containing(daemon.dir(), "quiet-out-42")?;
     assert!(leaked.is_empty(), "discarded output landed in {leaked:?}");
     Ok(())
 }
@@ -205,20 +206,33 @@ fn files_containing(dir: &Path, needle: &str) -> TestResult<Vec<String>> {
 
 #[test]
 fn missing_output_directory_is_backoff_with_the_os_error() -> TestResult {
-    let daemon = TestDaemon::start(
-        r#"
+    // The config check wants the directory to exist, so it exists at load
+    // time and is removed before the start: the spawn must fail cleanly.
+    let builder = TestDaemon::builder()?;
+    std::fs::create_dir(builder.dir().join("gone"))?;
+    let daemon = builder
+        .config(
+            r#"
 programs:
   lost:
     cmd: "sleep 1000"
-    stdout: nowhere/out.log
+    autostart: false
+    stdout: gone/out.log
 "#,
-    )?;
+        )
+        .start()?;
+    std::fs::remove_dir(daemon.path("gone"))?;
+    let reply = daemon.call(&Request::Start(StartRequest {
+        targets: vec!["lost".into()],
+        wait: false,
+    }))?;
+    assert!(matches!(reply, Response::Outcomes(_)), "{reply:?}");
     daemon.wait_for_state("lost:0", ProcessState::Backoff, SOON)?;
     let logged = wait_until(SOON, || {
         daemon
             .events("lost:0", "No such file or directory")
             .iter()
-            .any(|l| l.contains("nowhere"))
+            .any(|l| l.contains("gone"))
     });
     assert!(
         logged,

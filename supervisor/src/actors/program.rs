@@ -12,12 +12,13 @@
 //! Sends: the process messages. Stops: after [`Retire`], once every instance
 //! is stopped.
 
+use crate::actors::notifier::{InstanceEvent, SecretEnv};
 use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
-    MessageResult, ResponseActFuture, ResponseFuture, WrapFuture,
+    MessageResult, Recipient, ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use futures::future::join_all;
 use proto::{
@@ -33,6 +34,10 @@ pub struct ProgramActor {
     /// Instances scaled away, still stopping; listed in `status` until gone.
     retiring: Vec<(u32, Addr<ProcessActor>)>,
     children: ChildTable,
+    /// The Notifier, handed to every instance (used if the program has
+    /// `notify` rules, now or after a reload).
+    events: Option<Recipient<InstanceEvent>>,
+    secret_env: SecretEnv,
 }
 
 impl ProgramActor {
@@ -42,7 +47,21 @@ impl ProgramActor {
             instances: Vec::new(),
             retiring: Vec::new(),
             children,
+            events: None,
+            secret_env: SecretEnv::default(),
         }
+    }
+
+    /// Instances report to `events` and spawn children without the
+    /// variables of `secret_env`.
+    pub fn with_notifier(
+        mut self,
+        events: Option<Recipient<InstanceEvent>>,
+        secret_env: SecretEnv,
+    ) -> Self {
+        self.events = events;
+        self.secret_env = secret_env;
+        self
     }
 
     fn spawn_instance(&self, index: u32) -> Addr<ProcessActor> {
@@ -50,6 +69,8 @@ impl ProgramActor {
             program: self.config.clone(),
             index,
             children: self.children.clone(),
+            events: self.events.clone(),
+            secret_env: self.secret_env.clone(),
         })
         .start()
     }
@@ -107,80 +128,54 @@ macro_rules! fan_out {
     }};
 }
 
-/// Start instances (`None`: all). With `wait`, resolves with each instance's
-/// outcome; without, at once with "starting".
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Start {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
-}
-
-impl Handler<Start> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
-
-    fn handle(&mut self, msg: Start, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "starting", |a| {
-                a.do_send(process::Start)
-            });
-            return Box::pin(async move { outcomes });
+/// Defines a `{indexes, wait}` request and its handler: with `wait` it
+/// resolves with each instance's own outcome; without, at once, with `what`.
+macro_rules! waitable_request {
+    ($(#[$doc:meta])* $name:ident => $msg:expr, $what:literal, $state:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Message)]
+        #[rtype(result = "Vec<Outcome>")]
+        pub struct $name {
+            pub indexes: Option<Vec<u32>>,
+            pub wait: bool,
         }
-        Box::pin(fan_out!(self, msg.indexes, process::Start))
-    }
-}
 
-/// Stop instances; with `wait`, resolves once they are gone.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Stop {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
-}
+        impl Handler<$name> for ProgramActor {
+            type Result = ResponseFuture<Vec<Outcome>>;
 
-impl Handler<Stop> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
-
-    fn handle(&mut self, msg: Stop, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(&self.select(&msg.indexes), &self.config, "stopping", |a| {
-                a.do_send(process::Stop)
-            });
-            return Box::pin(async move { outcomes });
+            fn handle(&mut self, msg: $name, _: &mut Self::Context) -> Self::Result {
+                if msg.wait {
+                    return Box::pin(fan_out!(self, msg.indexes, $msg));
+                }
+                let targets = self.select(&msg.indexes);
+                let outcomes = no_wait(&targets, &self.config, $what, $state, |a| a.do_send($msg));
+                Box::pin(async move { outcomes })
+            }
         }
-        Box::pin(fan_out!(self, msg.indexes, process::Stop))
-    }
+    };
 }
 
-/// Restart instances: stop (if alive), then start, waiting like [`Start`].
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Outcome>")]
-pub struct Restart {
-    pub indexes: Option<Vec<u32>>,
-    pub wait: bool,
+waitable_request! {
+    /// Start instances (`None`: all); with `wait`, resolves once each is
+    /// RUNNING or has failed.
+    Start => process::Start, "starting", ProcessState::Starting
 }
 
-impl Handler<Restart> for ProgramActor {
-    type Result = ResponseFuture<Vec<Outcome>>;
+waitable_request! {
+    /// Stop instances; with `wait`, resolves once their process groups are gone.
+    Stop => process::Stop, "stopping", ProcessState::Stopping
+}
 
-    fn handle(&mut self, msg: Restart, _: &mut Self::Context) -> Self::Result {
-        if !msg.wait {
-            let outcomes = no_wait(
-                &self.select(&msg.indexes),
-                &self.config,
-                "restarting",
-                |a| a.do_send(process::Restart),
-            );
-            return Box::pin(async move { outcomes });
-        }
-        Box::pin(fan_out!(self, msg.indexes, process::Restart))
-    }
+waitable_request! {
+    /// Restart instances: stop (if alive), then start, waiting like [`Start`].
+    Restart => process::Restart, "restarting", ProcessState::Stopping
 }
 
 fn no_wait(
     targets: &[(u32, Addr<ProcessActor>)],
     config: &ProgramConfig,
     what: &str,
+    state: ProcessState,
     send: impl Fn(&Addr<ProcessActor>),
 ) -> Vec<Outcome> {
     targets
@@ -190,7 +185,7 @@ fn no_wait(
             Outcome {
                 name: config.instance_name(*i),
                 ok: true,
-                state: ProcessState::Starting,
+                state,
                 message: what.to_string(),
                 output_tail: Vec::new(),
             }
@@ -412,6 +407,43 @@ impl ProgramActor {
             }
         };
         ctx.spawn(restart.into_actor(self));
+    }
+}
+
+/// SIGKILL every instance's process group now (forced shutdown). Resolves
+/// once every instance has sent its signal.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct KillAll;
+
+impl Handler<KillAll> for ProgramActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: KillAll, _: &mut Self::Context) -> Self::Result {
+        let all: Vec<_> = self
+            .instances
+            .iter()
+            .chain(self.retiring.iter().map(|(_, a)| a))
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            join_all(all.iter().map(|a| a.send(process::Kill))).await;
+        })
+    }
+}
+
+/// Reopen every instance's output files (SIGUSR2).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProgramActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for instance in &self.instances {
+            instance.do_send(process::ReopenOutput);
+        }
     }
 }
 

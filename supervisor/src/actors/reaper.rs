@@ -1,11 +1,12 @@
 //! Reaper: the one owner of `waitpid` in the daemon.
 //!
-//! Every child is spawned with `std::process::Command` and its `Child` handle
-//! is never waited on; no code in the daemon uses `tokio::process`. The Reaper
+//! Every child is started by `clone` (`actors/process/vfork.rs`), with no
+//! handle to wait on; no code in the daemon uses `tokio::process`. The Reaper
 //! turns each SIGCHLD into a `waitpid(-1, WNOHANG)` loop and routes every exit
 //! status, by pid, to the actor that registered the pid in the [`ChildTable`].
 //! Statuses of pids nobody registered are grandchildren re-parented to us (the
-//! daemon is a child subreaper): they are reaped and dropped, so no zombie
+//! daemon is a child subreaper), or children that failed before `execve`:
+//! they are reaped and dropped, so no zombie
 //! remains. Because a process actor registers its pid synchronously, in the
 //! same handler that forked it, and the Reaper runs on the same single-threaded
 //! arbiter, no exit can be reaped before its owner is known.

@@ -10,10 +10,11 @@
 //! stop the System with exit code 0.
 //!
 //! Handles: [`Control`], [`Shutdown`], [`ExitNow`]. Sends: program messages,
-//! [`StopAccepting`](crate::actors::listener::StopAccepting) to the listener.
+//! [`StopAccepting`] to the listener.
 //! Stops: last, by stopping the System.
 
 use crate::actors::listener::{Listener, StopAccepting};
+use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
 use crate::actors::program::{self, ProgramActor};
 use crate::actors::reaper::ChildTable;
@@ -75,6 +76,10 @@ pub struct Registry {
     event_log: Option<EventLog>,
     phase: Phase,
     shutdown_waiters: Vec<oneshot::Sender<usize>>,
+    /// Sends the mails of `notify` rules; started with the Registry.
+    notifier: Option<Addr<Notifier>>,
+    /// The SMTP password's variable, kept from every child.
+    secret_env: SecretEnv,
 }
 
 impl std::fmt::Debug for Registry {
@@ -88,6 +93,7 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     pub fn new(init: RegistryInit) -> Self {
+        let secret_env = SecretEnv::of(init.config.email.as_ref());
         Registry {
             config: Arc::new(init.config),
             programs: BTreeMap::new(),
@@ -98,11 +104,16 @@ impl Registry {
             event_log: init.event_log,
             phase: Phase::Running,
             shutdown_waiters: Vec::new(),
+            notifier: None,
+            secret_env,
         }
     }
 
     fn add_program(&mut self, config: Arc<ProgramConfig>) {
-        let addr = ProgramActor::new(config.clone(), self.children.clone()).start();
+        let events = self.notifier.as_ref().map(|n| n.clone().recipient());
+        let addr = ProgramActor::new(config.clone(), self.children.clone())
+            .with_notifier(events, self.secret_env.clone())
+            .start();
         self.programs
             .insert(config.name.clone(), ProgramEntry { config, addr });
     }
@@ -200,10 +211,14 @@ impl Registry {
         if let Some(listener) = &self.listener {
             listener.do_send(StopAccepting);
         }
+        // Programs a reload removed may still be stopping: wait for them too
+        // (a second Retire joins the stop in progress).
         let retiring: Vec<_> = self
             .programs
             .values()
-            .map(|e| e.addr.send(program::Retire))
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::Retire))
             .collect();
         let count = retiring.len();
         ctx.spawn(join_all(retiring).into_actor(self).map(move |_, act, ctx| {
@@ -230,8 +245,17 @@ impl Registry {
         request: Request,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<ControlReply> {
+        // While shutting down, reading is fine (watch it progress); changing
+        // the fleet is not.
         if self.phase == Phase::ShuttingDown
-            && !matches!(request, Request::Version | Request::Shutdown)
+            && !matches!(
+                request,
+                Request::Version
+                    | Request::Shutdown
+                    | Request::Status(_)
+                    | Request::Pid(_)
+                    | Request::Tail(_)
+            )
         {
             return ready(Response::error(
                 ErrorKind::ShuttingDown,
@@ -342,10 +366,7 @@ impl Registry {
                     details: problems,
                 }),
             }),
-            Request::NotifyTest(r) => ready(Response::error(
-                ErrorKind::Failed,
-                format!("no email notification rules configured for {:?}", r.program),
-            )),
+            Request::NotifyTest(r) => self.notify_test(r.program.trim()),
             Request::Shutdown => {
                 let (tx, rx) = oneshot::channel();
                 self.begin_shutdown(ctx, Some(tx));
@@ -401,6 +422,11 @@ impl Registry {
         for config in &plan.added {
             self.add_program(config.clone());
         }
+        self.secret_env.add(new.email.as_ref());
+        if let Some(notifier) = &self.notifier {
+            // Always: the Notifier also notices a changed password file.
+            notifier.do_send(notifier::UpdateEmail(new.email.clone()));
+        }
         if new.log != self.config.log {
             if let Some(log) = &self.event_log {
                 if let Err(e) = log.apply(&new.log) {
@@ -421,6 +447,33 @@ impl Registry {
         );
         self.config = Arc::new(new);
         Ok(summary)
+    }
+
+    /// `notify-test PROGRAM`: a test mail through the program's rules.
+    fn notify_test(&self, name: &str) -> ResponseFuture<ControlReply> {
+        let Some(entry) = self.programs.get(name) else {
+            return ready(Response::error(
+                ErrorKind::UnknownTarget,
+                unknown_program(name, &self.programs),
+            ));
+        };
+        if entry.config.notify.is_empty() {
+            return ready(Response::error(
+                ErrorKind::Failed,
+                format!("no notify rules for {name}: add `notify:` to programs.{name}"),
+            ));
+        }
+        let Some(notifier) = self.notifier.clone() else {
+            return ready(Response::error(ErrorKind::Internal, "no notifier running"));
+        };
+        let program = entry.config.clone();
+        Box::pin(async move {
+            ControlReply::Response(match notifier.send(notifier::NotifyTest(program)).await {
+                Ok(Ok(message)) => Response::Done(Done { message }),
+                Ok(Err(message)) => Response::error(ErrorKind::Failed, message),
+                Err(_) => Response::error(ErrorKind::Internal, "the notifier went away"),
+            })
+        })
     }
 
     /// Resolves a target that must name exactly one instance.
@@ -492,10 +545,12 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 }
 
 fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+    // Damerau-Levenshtein catches transpositions (`wbe`) without suggesting
+    // unrelated short names.
     let close = programs
         .keys()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|k| (strsim::normalized_damerau_levenshtein(name, k), k))
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match close {
         Some((_, k)) => format!("no such program: {name} (did you mean {k}?)"),
@@ -525,6 +580,7 @@ impl Actor for Registry {
                 }
             }
         }
+        self.notifier = Some(Notifier::new(self.config.email.clone()).start());
         let programs: Vec<_> = self.config.programs.values().cloned().collect();
         for program in programs {
             self.add_program(program);
@@ -579,7 +635,8 @@ impl Handler<Reload> for Registry {
     }
 }
 
-/// SIGTERM/SIGINT: stop everything and exit 0.
+/// SIGTERM/SIGINT: stop everything and exit 0. A second one during the
+/// shutdown SIGKILLs every process group and exits at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
@@ -588,7 +645,44 @@ impl Handler<Shutdown> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.begin_shutdown(ctx, None);
+        if self.phase != Phase::ShuttingDown {
+            self.begin_shutdown(ctx, None);
+            return;
+        }
+        tracing::warn!("second stop signal: killing every process group and exiting");
+        let kills: Vec<_> = self
+            .programs
+            .values()
+            .map(|e| &e.addr)
+            .chain(self.retiring.iter())
+            .map(|addr| addr.send(program::KillAll))
+            .collect();
+        ctx.spawn(join_all(kills).into_actor(self).map(|_, _, _| {
+            tracing::info!("daemon stopped (forced)");
+            System::current().stop_with_code(0);
+        }));
+    }
+}
+
+/// SIGUSR2: reopen the event log and every output file at their paths
+/// (after logrotate moved them away).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenLogs;
+
+impl Handler<ReopenLogs> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: ReopenLogs, _: &mut Self::Context) {
+        if let Some(log) = &self.event_log
+            && let Err(e) = log.reopen()
+        {
+            tracing::error!(error = %e, "cannot reopen the event log; still writing the old file");
+        }
+        for entry in self.programs.values() {
+            entry.addr.do_send(program::ReopenOutput);
+        }
+        tracing::info!("log files reopened (SIGUSR2)");
     }
 }
 

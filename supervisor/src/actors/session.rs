@@ -319,8 +319,10 @@ impl StreamHandler<FollowItem> for Session {
     }
 
     fn finished(&mut self, _: &mut Self::Context) {
-        // The output sink went away (program removed): keep the connection
-        // until the client closes it.
+        // The output sink went away (the program was removed): nothing more
+        // will come, so end the stream rather than leave the client hanging.
+        self.phase = Phase::Closing;
+        self.writer.close();
     }
 }
 

@@ -6,11 +6,13 @@
 //! against the config file's directory, so a config means the same thing
 //! whatever the daemon's working directory.
 
+pub mod email;
 #[cfg(test)]
 mod tests;
 mod validate;
 mod yaml;
 
+pub use email::{EmailConfig, NotifyEvent, NotifyRule, PasswordSource, SmtpConfig, SmtpTls};
 pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
 
 use proto::{OutputStream, Signal};
@@ -43,6 +45,8 @@ pub struct Config {
     pub programs: BTreeMap<String, Arc<ProgramConfig>>,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// `email:`; required when a program has `notify` rules.
+    pub email: Option<EmailConfig>,
 }
 
 /// `server:` section.
@@ -133,8 +137,13 @@ pub struct ProgramConfig {
     pub workingdir: Option<PathBuf>,
     /// `None` inherits the daemon's.
     pub umask: Option<u32>,
+    /// `user:`, resolved when the config was loaded; `None` keeps the
+    /// daemon's user.
+    pub user: Option<RunAs>,
     pub maxrestarts: u32,
     pub restartwindow: Duration,
+    /// Email notification rules; empty costs nothing.
+    pub notify: Vec<NotifyRule>,
 }
 
 impl ProgramConfig {
@@ -157,8 +166,10 @@ impl ProgramConfig {
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
+            user: None,
             maxrestarts: 3,
             restartwindow: Duration::from_secs(5),
+            notify: Vec::new(),
         }
     }
 
@@ -181,6 +192,22 @@ impl ProgramConfig {
     pub fn instance_name(&self, index: u32) -> String {
         format!("{}:{}", self.name, index)
     }
+}
+
+/// The account a program runs as (`user:`), resolved at load time so that
+/// spawning never waits on a user database (NSS can mean a network lookup).
+/// A reload resolves it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user name from the account database.
+    pub name: String,
+    pub uid: u32,
+    /// The account's primary group.
+    pub gid: u32,
+    /// Supplementary groups (`getgrouplist`, the primary one included).
+    pub groups: Vec<u32>,
+    /// Given to the child as `HOME` unless `env` sets it.
+    pub home: PathBuf,
 }
 
 /// What a reload must do to running instances when a program key changes.
@@ -215,8 +242,10 @@ pub const PROGRAM_KEYS: &[(&str, KeyClass)] = &[
     ("env", KeyClass::Spawn),
     ("workingdir", KeyClass::Spawn),
     ("umask", KeyClass::Spawn),
+    ("user", KeyClass::Spawn),
     ("maxrestarts", KeyClass::Policy),
     ("restartwindow", KeyClass::Policy),
+    ("notify", KeyClass::Policy),
 ];
 
 /// The class of a program key, `None` if it is not one.
@@ -250,8 +279,10 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         env: old_env,
         workingdir: old_workingdir,
         umask: old_umask,
+        user: old_user,
         maxrestarts: old_maxrestarts,
         restartwindow: old_restartwindow,
+        notify: old_notify,
     } = old;
     let ProgramConfig {
         name: _,
@@ -270,8 +301,10 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         env,
         workingdir,
         umask,
+        user,
         maxrestarts,
         restartwindow,
+        notify,
     } = new;
     let checks = [
         ("cmd", old_cmd != cmd || old_argv != argv),
@@ -288,8 +321,10 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         ("env", old_env != env),
         ("workingdir", old_workingdir != workingdir),
         ("umask", old_umask != umask),
+        ("user", old_user != user),
         ("maxrestarts", old_maxrestarts != maxrestarts),
         ("restartwindow", old_restartwindow != restartwindow),
+        ("notify", old_notify != notify),
     ];
     checks
         .into_iter()
@@ -330,6 +365,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: {why}", path.display())]
+    Unsafe { path: PathBuf, why: String },
     #[error("{} problem(s) in {}:\n{}", problems.len(), file.display(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid {
         file: PathBuf,
@@ -341,7 +378,7 @@ impl ConfigError {
     /// One line per problem, as `--check` prints them.
     pub fn lines(&self) -> Vec<String> {
         match self {
-            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Read { .. } | ConfigError::Unsafe { .. } => vec![self.to_string()],
             ConfigError::Invalid { problems, .. } => {
                 problems.iter().map(|p| p.to_string()).collect()
             }
@@ -349,14 +386,83 @@ impl ConfigError {
     }
 }
 
-/// Reads and validates the config file at `path`.
+/// Reads and validates the config file at `path`. As root, a file (or
+/// directory) that another user could change is refused: its `cmd`s run as
+/// root.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    if nix::unistd::geteuid().is_root() {
+        // Judged on the opened file, so the file read is the file checked.
+        let meta = file.metadata().map_err(read_error)?;
+        let dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let dir_meta = dir.as_deref().map(std::fs::metadata).transpose();
+        let dir_meta = dir_meta.map_err(read_error)?;
+        if let Err(why) = trusted_by_root(path, &meta, dir.as_deref().zip(dir_meta.as_ref())) {
+            return Err(ConfigError::Unsafe {
+                path: path.to_path_buf(),
+                why,
+            });
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(read_error)?;
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     parse(&text, &file)
+}
+
+/// Whether root may run what the file at `path` says: it and its directory
+/// must be owned by root and not writable by a non-root group or by others
+/// (a sticky directory, like `/tmp`, cannot have the file replaced).
+fn trusted_by_root(
+    path: &Path,
+    file: &std::fs::Metadata,
+    dir: Option<(&Path, &std::fs::Metadata)>,
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let fix = "taskmasterd runs as root and would run whatever its programs say: \
+               make it owned by root and not writable by others (chown root; chmod go-w)";
+    let judge = |what: &str, p: &Path, m: &std::fs::Metadata| -> Result<(), String> {
+        match unsafe_for_root(m.uid(), m.gid(), m.mode(), m.is_dir()) {
+            None => Ok(()),
+            Some(why) => Err(format!("refusing {what} {}: {why}; {fix}", p.display())),
+        }
+    };
+    judge("config file", path, file)?;
+    match dir {
+        Some((d, m)) => judge("the config file's directory", d, m),
+        None => Ok(()),
+    }
+}
+
+/// Why someone other than root could change a file with this owner, group
+/// and mode, or `None` if nobody can.
+fn unsafe_for_root(uid: u32, gid: u32, mode: u32, is_dir: bool) -> Option<String> {
+    if uid != 0 {
+        return Some(format!("it is owned by uid {uid}, not root"));
+    }
+    let sticky_dir = is_dir && mode & 0o1000 != 0;
+    if sticky_dir {
+        return None;
+    }
+    if mode & 0o002 != 0 {
+        return Some(format!(
+            "it is writable by everyone (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    if mode & 0o020 != 0 && gid != 0 {
+        return Some(format!(
+            "it is writable by group {gid} (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    None
 }
 
 /// Validates config text as if read from `file` (which should be absolute;

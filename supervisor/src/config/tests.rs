@@ -68,8 +68,13 @@ fn unknown_keys_suggest_the_closest_valid_key() {
 
 #[test]
 fn unknown_keys_far_from_any_list_the_valid_ones() {
-    let p = problem("programs: {}\nemail: {to: me}\n");
-    assert_problem_at(&p, 2, "email", "valid keys are: programs, server, log");
+    let p = problem("programs: {}\nmailer: {to: me}\n");
+    assert_problem_at(
+        &p,
+        2,
+        "mailer",
+        "valid keys are: programs, server, log, email",
+    );
     let p = problem(&web_with("frobnicate: 1"));
     assert!(p.message.contains("cmd, numprocs, autostart"), "{p}");
 }
@@ -447,7 +452,7 @@ fn anchors_and_merge_keys_share_settings() -> Result<(), String> {
 fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = tmp.path().join("tm.yaml");
-    let base = "programs:\n  web:\n    cmd: sleep 1\n";
+    let base = "email: {smtp: {host: localhost}, from: tm@example.com, to: ops@example.com}\nprograms:\n  web:\n    cmd: sleep 1\n";
     let edits = [
         ("cmd", "cmd: sleep 2"),
         ("numprocs", "numprocs: 3"),
@@ -463,8 +468,11 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         ("env", "env: {A: b}"),
         ("workingdir", "workingdir: /"),
         ("umask", "umask: 077"),
+        // Ourselves: valid whether or not the tests run as root.
+        ("user", "user: {euid}"),
         ("maxrestarts", "maxrestarts: 0"),
         ("restartwindow", "restartwindow: 60"),
+        ("notify", "notify: [{on: fatal}]"),
     ];
     let edited: Vec<&str> = edits.iter().map(|(k, _)| *k).collect();
     let classified: Vec<&str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
@@ -477,9 +485,10 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let old = program(base)?;
     assert!(changed_keys(&old, &old).is_empty());
     for (key, line) in edits {
+        let line = &line.replace("{euid}", &nix::unistd::geteuid().to_string());
         // `cmd` is replaced (a duplicate key would be refused); others added.
         let text = if key == "cmd" {
-            format!("programs:\n  web:\n    {line}\n")
+            base.replace("cmd: sleep 1", line)
         } else {
             format!("{base}    {line}\n")
         };
@@ -559,12 +568,17 @@ fn a_thousand_programs_parse_quickly() -> Result<(), String> {
              env: {{A: x, B: 1}}\n"
         ));
     }
-    let start = Instant::now();
-    let config = valid(&text)?;
-    let took = start.elapsed();
-    assert_eq!(config.programs.len(), 1000);
-    println!("1000 programs parsed in {took:?}");
-    // Generous: the machine may be busy; the target is well under 100 ms.
+    // Best of three: the machines this runs on are shared.
+    let mut took = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let config = valid(&text)?;
+        took = took.min(start.elapsed());
+        assert_eq!(config.programs.len(), 1000);
+    }
+    println!("1000 programs ({} bytes) parsed in {took:?}", text.len());
+    // Generous, so that a busy machine does not fail it; the target is well
+    // under 100 ms in debug, most of it yaml-rust2's scanner.
     assert!(took < Duration::from_millis(500), "took {took:?}");
     Ok(())
 }
@@ -587,9 +601,10 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
     assert_eq!(worker.env.get("ANSWER").map(String::as_str), Some("42"));
     assert_eq!(worker.env.get("VERBOSE").map(String::as_str), Some("true"));
     assert_eq!(
-        (worker.umask, worker.stdout.clone()),
+        (worker.umask, worker.stderr.clone()),
         (Some(0o027), OutputTarget::Discard)
     );
+    assert!(matches!(worker.stdout, OutputTarget::InstanceFileIn(_)));
     assert_eq!(worker.workingdir.as_deref(), Some(Path::new("/tmp")));
     let flaky = config.programs.get("flaky").ok_or("no flaky")?;
     assert_eq!(flaky.autorestart, AutoRestart::Unexpected);
@@ -600,4 +615,123 @@ fn the_demo_reads_as_its_comments_say() -> Result<(), String> {
         (AutoRestart::Never, Duration::ZERO)
     );
     Ok(())
+}
+
+#[test]
+fn user_is_resolved_by_name_or_uid_and_refused_when_unknown() -> Result<(), String> {
+    use super::validate::resolve_user;
+    let me = nix::unistd::geteuid().as_raw();
+    let myself = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me))
+        .map_err(|e| e.to_string())?
+        .ok_or("this test's user has no account entry")?;
+    let by_uid = resolve_user(&me.to_string(), me)?;
+    let by_name = resolve_user(&myself.name, me)?;
+    assert_eq!(by_uid, by_name);
+    assert_eq!((by_uid.uid, by_uid.gid), (me, myself.gid.as_raw()));
+    assert!(by_uid.groups.contains(&by_uid.gid), "{by_uid:?}");
+    let config = valid(&web_with(&format!("user: {}", myself.name)))?;
+    assert_eq!(web(&config)?.user.as_ref(), Some(&by_name));
+
+    let p = problem(&web_with("user: no-such-user-here"));
+    assert_problem_at(&p, 4, "programs.web.user", "no user \"no-such-user-here\"");
+    assert!(resolve_user("99999999999", me).is_err());
+    Ok(())
+}
+
+#[test]
+fn user_other_than_the_daemons_needs_root() -> Result<(), String> {
+    use super::validate::resolve_user;
+    // As if the daemon ran as uid 4242: root (uid 0) is someone else.
+    let why = resolve_user("0", 4242).err().ok_or("accepted")?;
+    assert!(why.contains("not root"), "{why}");
+    // Root may run programs as anyone.
+    assert_eq!(resolve_user("0", 0)?.uid, 0);
+    Ok(())
+}
+
+#[test]
+fn root_refuses_files_others_can_change() {
+    // (uid, gid, mode, is_dir) -> refused?
+    let cases = [
+        ((0, 0, 0o100644, false), false),
+        ((0, 0, 0o100664, false), false),   // group root may write
+        ((0, 50, 0o100664, false), true),   // another group may write
+        ((0, 0, 0o100646, false), true),    // everyone may write
+        ((1000, 0, 0o100600, false), true), // owned by someone else
+        ((0, 0, 0o41777, true), false),     // /tmp: sticky
+        ((0, 0, 0o40777, true), true),      // world-writable, not sticky
+        ((0, 0, 0o40755, true), false),
+    ];
+    for ((uid, gid, mode, is_dir), refused) in cases {
+        let why = unsafe_for_root(uid, gid, mode, is_dir);
+        assert_eq!(why.is_some(), refused, "{uid} {gid} {mode:o}: {why:?}");
+    }
+}
+
+#[test]
+fn load_as_root_refuses_a_world_writable_file() -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("tm.yaml");
+    std::fs::write(&path, "programs: {}\n")?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    let loaded = load(&path);
+    if nix::unistd::geteuid().is_root() {
+        let Err(e) = loaded else {
+            panic!("root loaded a world-writable config");
+        };
+        assert!(matches!(e, ConfigError::Unsafe { .. }), "{e}");
+        assert!(e.to_string().contains("writable by everyone"), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        assert!(load(&path).is_ok());
+    } else {
+        // Only root runs commands as others; anyone else may use such a file.
+        assert!(loaded.is_ok(), "{loaded:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn mangled_configs_never_panic_and_always_say_where() {
+    let base: Vec<char> = include_str!("../../../examples/taskmaster.yaml")
+        .chars()
+        .collect();
+    let alphabet = [
+        ':', '-', '[', ']', '{', '}', '&', '*', '!', '"', '\'', '\n', ' ', '#', '|', '>', '0', 'x',
+        '<', '?', ',', '\t', '%', '@', '`',
+    ];
+    // xorshift: deterministic, so a failure can be replayed.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % 1_000_003).unwrap_or(0)
+    };
+    for round in 0..1000 {
+        let mut chars = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() % chars.len();
+            let c = alphabet[next() % alphabet.len()];
+            match next() % 3 {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, c),
+                _ => chars[i] = c,
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Err(e) = parse(&text, Path::new(FILE)) {
+            let ConfigError::Invalid { problems, .. } = &e else {
+                panic!("round {round}: {e}");
+            };
+            assert!(!problems.is_empty(), "round {round}");
+            for p in problems {
+                assert!(p.line >= 1 && p.col >= 1, "round {round}: {p}\n{text}");
+                assert!(!p.message.is_empty(), "round {round}");
+            }
+        }
+    }
 }

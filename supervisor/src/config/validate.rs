@@ -12,10 +12,12 @@
 //! is taken, so `cmd: true` runs `true`. Top-level keys starting with `x-`
 //! are ignored: they hold anchors for `<<: *defaults`.
 
+mod email;
+
 use super::yaml::{self, Entry, Kind, Node, Pos, Value, quote};
 use super::{
     AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_PIDFILE, LogConfig, LogLevel,
-    MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem, ProgramConfig, ServerConfig,
+    MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem, ProgramConfig, RunAs, ServerConfig,
 };
 use proto::Signal;
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOP_KEYS: &[&str] = &["programs", "server", "log"];
+const TOP_KEYS: &[&str] = &["programs", "server", "log", "email"];
 const SERVER_KEYS: &[&str] = &["listen", "token_file", "allow_remote", "pidfile"];
 const LOG_KEYS: &[&str] = &["file", "level"];
 
@@ -51,6 +53,7 @@ pub(super) fn validate(
                 message: p.message,
             })
             .collect(),
+        email_seen: email::EmailSeen::Absent,
     };
     let config = doc.root.and_then(|root| ctx.config(&root, absolute));
     if ctx.problems.is_empty()
@@ -75,6 +78,8 @@ struct Ctx {
     file: PathBuf,
     dir: PathBuf,
     problems: Vec<Problem>,
+    /// The `email:` section as notify rules need it; read before programs.
+    email_seen: email::EmailSeen,
 }
 
 /// `path.key`, or `key` at the top.
@@ -117,6 +122,20 @@ impl Ctx {
         let mut programs = None;
         let mut server = None;
         let mut log = None;
+        // Before the programs: their notify rules default to `email.to`.
+        let email = top
+            .iter()
+            .find(|(k, _)| *k == "email")
+            .and_then(|(_, entry)| {
+                let before = self.problems.len();
+                let email = self.email(&entry.value);
+                self.email_seen = match &email {
+                    Some(e) => email::EmailSeen::Valid(e.to.clone()),
+                    None if self.problems.len() > before => email::EmailSeen::Invalid,
+                    None => email::EmailSeen::Absent,
+                };
+                email
+            });
         for (key, entry) in &top {
             match *key {
                 "programs" => programs = self.programs(&entry.value),
@@ -149,6 +168,7 @@ impl Ctx {
             programs: programs?,
             server,
             log,
+            email,
         })
     }
 
@@ -215,6 +235,7 @@ impl Ctx {
     fn programs(&mut self, node: &Node) -> Option<BTreeMap<String, Arc<ProgramConfig>>> {
         let before = self.problems.len();
         let logs_dir = self.dir.join(DEFAULT_LOGS_DIR);
+        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut programs = BTreeMap::new();
         for (name, entry) in self.mapping(node, "programs") {
             let path = join("programs", name);
@@ -231,7 +252,7 @@ impl Ctx {
                 self.report(entry.key.pos, &path, why);
             }
             // Checked even under a bad name, so that every problem shows.
-            if let Some(program) = self.program(name, &entry.key, &entry.value, &logs_dir)
+            if let Some(program) = self.program(&valid, name, &entry.key, &entry.value, &logs_dir)
                 && name_ok
             {
                 programs.insert(name.to_string(), Arc::new(program));
@@ -242,6 +263,7 @@ impl Ctx {
 
     fn program(
         &mut self,
+        valid: &[&'static str],
         name: &str,
         name_node: &Node,
         body: &Node,
@@ -249,10 +271,9 @@ impl Ctx {
     ) -> Option<ProgramConfig> {
         let path = join("programs", name);
         let before = self.problems.len();
-        let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut p = ProgramConfig::with_defaults(name, "", logs_dir);
         let mut have_cmd = false;
-        for (key, entry) in self.entries(body, &path, &valid) {
+        for (key, entry) in self.entries(body, &path, valid) {
             let at = join(&path, key);
             let v = &*entry.value;
             match key {
@@ -328,6 +349,14 @@ impl Ctx {
                         p.umask = Some(mask);
                     }
                 }
+                "user" => {
+                    if let Some(text) = self.text(v, &at, "a user name or uid (e.g. nobody)") {
+                        match resolve_user(text, nix::unistd::geteuid().as_raw()) {
+                            Ok(run_as) => p.user = Some(run_as),
+                            Err(why) => self.report(v.pos, &at, why),
+                        }
+                    }
+                }
                 "maxrestarts" => {
                     if let Some(n) = self.int(v, &at, 0, i128::from(u32::MAX)) {
                         p.maxrestarts = to_u32(n);
@@ -336,6 +365,11 @@ impl Ctx {
                 "restartwindow" => {
                     if let Some(d) = self.seconds(v, &at, false) {
                         p.restartwindow = d;
+                    }
+                }
+                "notify" => {
+                    if let Some(rules) = self.notify(v, &at) {
+                        p.notify = rules;
                     }
                 }
                 other => {
@@ -417,10 +451,13 @@ impl Ctx {
 
     /// A whole number in `min..=max`.
     fn int(&mut self, node: &Node, at: &str, min: i128, max: i128) -> Option<i128> {
-        let range = if max >= i128::from(u32::MAX) {
-            format!("a whole number >= {min}")
-        } else {
-            format!("a whole number from {min} to {max}")
+        // Built only for a message: this runs for every integer in the file.
+        let range = || {
+            if max >= i128::from(u32::MAX) {
+                format!("a whole number >= {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            }
         };
         match node.value() {
             Some(Value::Int(n)) if (min..=max).contains(&n) => Some(n),
@@ -428,7 +465,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -439,7 +476,8 @@ impl Ctx {
                     node.pos,
                     at,
                     format!(
-                        "expected {range}, found {}: remove the quotes",
+                        "expected {}, found {}: remove the quotes",
+                        range(),
                         node.describe()
                     ),
                 );
@@ -449,7 +487,7 @@ impl Ctx {
                 self.report(
                     node.pos,
                     at,
-                    format!("expected {range}, found {}", node.describe()),
+                    format!("expected {}, found {}", range(), node.describe()),
                 );
                 None
             }
@@ -567,15 +605,15 @@ impl Ctx {
     }
 
     fn stopsignal(&mut self, node: &Node, at: &str) -> Option<Signal> {
-        let allowed = Signal::STOP_SIGNALS
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", ");
         let text = self.text(node, at, "a signal name (e.g. TERM)")?;
         match text.parse::<Signal>() {
             Ok(sig) if Signal::STOP_SIGNALS.contains(&sig) => Some(sig),
             _ => {
+                let allowed = Signal::STOP_SIGNALS
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.report(
                     node.pos,
                     at,
@@ -851,6 +889,44 @@ impl Ctx {
         }
         (self.problems.len() == before).then_some(log)
     }
+}
+
+/// `user:` as written (a name, or a uid) to the account it names, with its
+/// groups. A daemon that is not root can only run programs as itself
+/// (`euid` is the daemon's effective uid).
+pub(super) fn resolve_user(text: &str, euid: u32) -> Result<RunAs, String> {
+    use nix::unistd::{Uid, User, getgrouplist};
+    let text = text.trim();
+    let found = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        match text.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => return Err(format!("uid {text} is out of range")),
+        }
+    } else {
+        User::from_name(text)
+    };
+    let user = match found {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(format!("no user {} on this host", quote(text))),
+        Err(e) => return Err(format!("cannot look up user {}: {e}", quote(text))),
+    };
+    let uid = user.uid.as_raw();
+    if euid != 0 && uid != euid {
+        return Err(format!(
+            "taskmasterd runs as uid {euid}, not root, so it can only run programs as itself; remove `user` or start taskmasterd as root"
+        ));
+    }
+    let name = std::ffi::CString::new(user.name.as_str())
+        .map_err(|_| format!("user name {} contains a NUL byte", quote(&user.name)))?;
+    let groups = getgrouplist(&name, user.gid)
+        .map_err(|e| format!("cannot list the groups of user {}: {e}", quote(&user.name)))?;
+    Ok(RunAs {
+        name: user.name,
+        uid,
+        gid: user.gid.as_raw(),
+        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+        home: user.dir,
+    })
 }
 
 fn to_u32(n: i128) -> u32 {

@@ -20,15 +20,21 @@
 //! If the actor stops with waiters pending they are answered (failed), and a
 //! process group still alive is SIGKILLed: an instance never outlives its
 //! actor unsupervised.
+//!
+//! For a program with `notify` rules, each event's outcome (a state entered,
+//! an unexpected exit) is also sent to the Notifier, fire and forget; the
+//! SMTP password's variable ([`SecretEnv`]) is kept from every child.
 
 pub mod output;
 pub mod spawn;
 pub mod state;
+mod vfork;
 
-use crate::actors::reaper::{ChildExited, ChildTable};
-use crate::config::{OutputTarget, ProgramConfig};
+use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
+use crate::actors::reaper::{ChildExited, ChildTable, ExitStatus};
+use crate::config::{NotifyEvent, OutputTarget, ProgramConfig};
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
     ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
 };
 use bytes::Bytes;
@@ -40,7 +46,7 @@ use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal,
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, oneshot};
 
 /// How often a stop checks whether the process group is empty.
@@ -59,6 +65,11 @@ pub struct InstanceContext {
     pub program: Arc<ProgramConfig>,
     pub index: u32,
     pub children: ChildTable,
+    /// Where state changes go when the program has `notify` rules (the
+    /// Notifier); `None` sends nothing.
+    pub events: Option<Recipient<InstanceEvent>>,
+    /// Variables of the daemon's environment children must not inherit.
+    pub secret_env: SecretEnv,
 }
 
 /// The actor.
@@ -89,21 +100,12 @@ impl ProcessActor {
     /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
         let program = &ctx.program;
-        let sink = |stream| {
-            let path = program.output_path(stream, ctx.index)?;
-            let create_dir = match (stream, &program.stdout, &program.stderr) {
-                (OutputStream::Stdout, OutputTarget::InstanceFileIn(dir), _)
-                | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
-                _ => None,
-            };
-            Some(OutputSink::new(stream, path, create_dir))
-        };
         ProcessActor {
             name: program.instance_name(ctx.index),
             policy: Policy::of(program),
             machine: Machine::new(),
-            stdout: sink(OutputStream::Stdout),
-            stderr: sink(OutputStream::Stderr),
+            stdout: output_sink(program, ctx.index, OutputStream::Stdout),
+            stderr: output_sink(program, ctx.index, OutputStream::Stderr),
             timer: None,
             group_poll: None,
             last_pid: None,
@@ -130,11 +132,87 @@ impl ProcessActor {
         }
         self.applying = true;
         while let Some((ev, now)) = self.queue.pop_front() {
+            let before = self.machine.state();
+            let exit = match &ev {
+                Event::Exited { pid, status } if self.machine.pid() == Some(*pid) => Some(*status),
+                _ => None,
+            };
             for effect in self.machine.on_event(ev, &self.policy, now) {
                 self.execute(effect, ctx);
             }
+            self.notify(before, exit, now);
         }
         self.applying = false;
+    }
+
+    /// `FATAL: exited too quickly (…), 4 attempts`, `STARTING`.
+    fn state_line(&self, now: Instant) -> String {
+        let state = self.machine.state();
+        let described = self.machine.describe(now);
+        if described.is_empty() || described.eq_ignore_ascii_case(state.name()) {
+            state.name().to_string()
+        } else {
+            format!("{state}: {described}")
+        }
+    }
+
+    /// Reports what the last event did to the Notifier, when the program
+    /// has rules: the state entered (FATAL, BACKOFF, EXITED, RUNNING,
+    /// STOPPED) and an unexpected exit. A program without rules pays one
+    /// `is_empty`.
+    fn notify(&self, before: ProcessState, exit: Option<ExitStatus>, at: Instant) {
+        let Some(events) = &self.ctx.events else {
+            return;
+        };
+        if self.ctx.program.notify.is_empty() {
+            return;
+        }
+        let after = self.machine.state();
+        let mut happened = Vec::with_capacity(2);
+        if let Some(status) = exit
+            && matches!(before, ProcessState::Starting | ProcessState::Running)
+            && !self.policy.is_expected(status)
+        {
+            happened.push(NotifyEvent::UnexpectedExit);
+        }
+        let entered = match (before, after) {
+            (b, a) if b == a => None,
+            (_, ProcessState::Running) => Some(NotifyEvent::Started),
+            (_, ProcessState::Fatal) => Some(NotifyEvent::Fatal),
+            (_, ProcessState::Backoff) => Some(NotifyEvent::Backoff),
+            (_, ProcessState::Exited) => Some(NotifyEvent::Exited),
+            (_, ProcessState::Stopped) => Some(NotifyEvent::Stopped),
+            // A restart: the group went away and the remembered start began.
+            (ProcessState::Stopping, ProcessState::Starting) => Some(NotifyEvent::Stopped),
+            _ => None,
+        };
+        happened.extend(entered);
+        let program = &self.ctx.program;
+        for event in happened {
+            if !program.notify.iter().any(|r| r.wants(event)) {
+                continue;
+            }
+            let stderr = self.stderr.clone();
+            events.do_send(InstanceEvent {
+                program: program.clone(),
+                noted: Noted {
+                    program: program.name.clone(),
+                    instance: self.name(),
+                    event,
+                    time: SystemTime::now(),
+                    exit: match event {
+                        NotifyEvent::Started => None,
+                        // The leader's exit came before the group was gone.
+                        NotifyEvent::Stopped => self.machine.last_exit(),
+                        _ => exit,
+                    },
+                    restarts: self.machine.restarts(),
+                    detail: self.state_line(at),
+                },
+                at,
+                stderr,
+            });
+        }
     }
 
     fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
@@ -197,8 +275,10 @@ impl ProcessActor {
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {
         let spawned = spawn::spawn(
             &self.ctx.program,
+            self.ctx.index,
             self.stdout.as_deref(),
             self.stderr.as_deref(),
+            &self.ctx.secret_env.names(),
         );
         match spawned {
             Ok(child) => {
@@ -325,6 +405,21 @@ impl ProcessActor {
         let outcome = self.outcome(false, "instance is being removed".into());
         Box::pin(async move { outcome })
     }
+}
+
+/// The sink of one stream, or `None` when it is discarded.
+fn output_sink(
+    program: &ProgramConfig,
+    index: u32,
+    stream: OutputStream,
+) -> Option<Arc<OutputSink>> {
+    let path = program.output_path(stream, index)?;
+    let create_dir = match (stream, &program.stdout, &program.stderr) {
+        (OutputStream::Stdout, OutputTarget::InstanceFileIn(dir), _)
+        | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
+        _ => None,
+    };
+    Some(OutputSink::new(stream, path, create_dir))
 }
 
 /// `killpg` with the nix equivalent of `signal`.
@@ -539,7 +634,56 @@ impl Handler<UpdatePolicy> for ProcessActor {
     fn handle(&mut self, msg: UpdatePolicy, _: &mut Self::Context) {
         // Armed timers keep their deadline; the next decision uses these.
         self.policy = Policy::of(&msg.0);
+        // A moved output file takes effect at the next spawn: the running
+        // child keeps writing through its pipe into the old sink.
+        let index = self.ctx.index;
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let (old, new) = (
+                self.ctx.program.output_path(stream, index),
+                msg.0.output_path(stream, index),
+            );
+            if old != new {
+                let sink = output_sink(&msg.0, index, stream);
+                match stream {
+                    OutputStream::Stdout => self.stdout = sink,
+                    OutputStream::Stderr => self.stderr = sink,
+                }
+            }
+        }
         self.ctx.program = msg.0;
+    }
+}
+
+/// SIGKILL the instance's whole process group now (second SIGTERM during a
+/// shutdown). The state machine then sees the exit as usual.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kill;
+
+impl Handler<Kill> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: Kill, _: &mut Self::Context) {
+        if let Some(pgid) = self.machine.pgid() {
+            tracing::warn!(process = %self.name, pid = self.last_pid, "killed (forced shutdown)");
+            self.signal_group(pgid, Signal::Kill);
+        }
+    }
+}
+
+/// Reopen the output files at their paths (SIGUSR2, after log rotation).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReopenOutput;
+
+impl Handler<ReopenOutput> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
+        for sink in self.stdout.iter().chain(self.stderr.iter()) {
+            if let Err(e) = sink.open() {
+                tracing::error!(process = %self.name, path = %sink.path().display(), error = %e,
+                    "cannot reopen output file");
+            }
+        }
     }
 }
 

@@ -10,8 +10,20 @@
 //! bytes, invalid UTF-8 included.
 //!
 //! The child must never block because of us: when the file cannot be written
-//! the bytes are dropped and counted, one error is logged per failing
-//! episode, and the pipe keeps being drained.
+//! (disk full, I/O error) the bytes are dropped and counted, one error is
+//! logged per failing episode, and the pipe keeps being drained; the next
+//! write that succeeds ends the episode (logged with the bytes lost).
+//!
+//! A file deleted or moved away under the daemon (its directory removed, a
+//! rotation tool) is noticed when output arrives, without any timer (an idle
+//! daemon does no work): at most once per second per sink, the open file is
+//! compared with what is at its path (`fstat` link count and inode against
+//! `stat`). On a difference the file is reopened at its path, creating the
+//! directory only when it is the daemon's own `logs/`. When that fails, a
+//! deleted file (link count 0) is closed and output is dropped and counted,
+//! a file moved elsewhere keeps receiving it; either way it is logged once,
+//! and retried at most once per second while output arrives. SIGUSR2 reopens
+//! at once ([`OutputSink::open`]).
 //!
 //! [`read_tail`] reads only the end of a file (seeking back block by block),
 //! for `tail` and for the output shown with a failed start.
@@ -25,7 +37,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{Notify, broadcast};
@@ -53,11 +65,22 @@ pub struct OutputSink {
     dropped: AtomicU64,
 }
 
+/// How often, at most, a sink checks that its file is still at its path
+/// (and retries reopening it).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default)]
 struct FileState {
     file: Option<File>,
     /// A write failed and no write succeeded since: do not log again.
     failing: bool,
+    /// `dropped` when the current failing episode began.
+    dropped_before: u64,
+    /// The file is no longer at its path and could not be reopened there;
+    /// already logged.
+    lost: bool,
+    /// Last check of the file against its path.
+    checked: Option<Instant>,
 }
 
 impl OutputSink {
@@ -90,21 +113,98 @@ impl OutputSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// (Re)opens the file (append, create, mode 0640), before each spawn, so
-    /// a rotated or deleted log is recreated.
+    /// (Re)opens the file (append, create, mode 0640), before each spawn and
+    /// on SIGUSR2, so a rotated or deleted log is recreated. On failure the
+    /// file already open, if any, stays in use.
     pub fn open(&self) -> io::Result<()> {
+        let file = self.open_file()?;
+        let mut state = self.lock();
+        self.replace_file(&mut state, file, "reopened");
+        Ok(())
+    }
+
+    fn open_file(&self) -> io::Result<File> {
         if let Some(dir) = &self.create_dir {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
-            .open(&self.path)?;
-        let mut state = self.lock();
+            .open(&self.path)
+    }
+
+    /// Installs a freshly opened file, ending any lost or failing episode
+    /// (logged with what it cost).
+    fn replace_file(&self, state: &mut FileState, file: File, how: &str) {
+        if state.lost || state.failing {
+            let dropped = self.dropped_bytes() - state.dropped_before;
+            tracing::info!(stream = %self.stream, path = %self.path.display(), dropped_bytes = dropped,
+                "output file {how}; writing again");
+        }
         state.file = Some(file);
         state.failing = false;
-        Ok(())
+        state.lost = false;
+    }
+
+    /// Whether the open file is still the one at the path, and linked.
+    fn still_at_path(file: &File, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(there)) => {
+                open.nlink() > 0 && open.dev() == there.dev() && open.ino() == there.ino()
+            }
+            // Cannot tell: do not churn.
+            (Err(_), _) => true,
+            (Ok(_), Err(_)) => false,
+        }
+    }
+
+    /// At most once per [`CHECK_EVERY`], while output arrives: reopens the
+    /// file at its path if it was deleted or moved away (see the module doc).
+    fn check_file(&self, state: &mut FileState, name: &str, now: Instant) {
+        if state
+            .checked
+            .is_some_and(|at| now.saturating_duration_since(at) < CHECK_EVERY)
+        {
+            return;
+        }
+        state.checked = Some(now);
+        let unlinked = match &state.file {
+            Some(f) if Self::still_at_path(f, &self.path) => return,
+            Some(f) => {
+                use std::os::unix::fs::MetadataExt;
+                f.metadata().is_ok_and(|m| m.nlink() == 0)
+            }
+            // Never opened, or lost: try again.
+            None => true,
+        };
+        match self.open_file() {
+            Ok(file) => {
+                if !state.lost && state.file.is_some() {
+                    tracing::warn!(process = %name, stream = %self.stream, path = %self.path.display(),
+                        "output file was deleted or moved away; recreated it at its path");
+                }
+                self.replace_file(state, file, "recreated");
+            }
+            Err(_) if state.lost => {}
+            Err(e) => {
+                state.lost = true;
+                state.dropped_before = self.dropped_bytes();
+                if state.file.is_none() {
+                    tracing::error!(process = %name, stream = %self.stream, path = %self.path.display(),
+                        error = %e, "cannot open output file; dropping output until it can be");
+                } else if unlinked {
+                    // Writing on would fill the disk with a file nobody sees.
+                    state.file = None;
+                    tracing::error!(process = %name, stream = %self.stream, path = %self.path.display(),
+                        error = %e, "output file was deleted and cannot be recreated; dropping output until it can be");
+                } else {
+                    tracing::warn!(process = %name, stream = %self.stream, path = %self.path.display(),
+                        error = %e, "output file was moved away and cannot be recreated at its path; still writing to the moved file");
+                }
+            }
+        }
     }
 
     /// A follower of chunks written from now on.
@@ -152,23 +252,36 @@ impl OutputSink {
 
     /// Appends one chunk to the file and hands it to followers.
     fn write(&self, chunk: &[u8], name: &str) {
+        self.write_at(chunk, name, Instant::now());
+    }
+
+    fn write_at(&self, chunk: &[u8], name: &str, now: Instant) {
         {
             let mut state = self.lock();
+            self.check_file(&mut state, name, now);
             let result = match state.file.as_mut() {
                 Some(f) => f.write_all(chunk),
                 None => Err(io::Error::other("log file is not open")),
             };
             match result {
-                Ok(()) => state.failing = false,
+                Ok(()) if state.failing => {
+                    let dropped = self.dropped_bytes() - state.dropped_before;
+                    tracing::info!(process = %name, stream = %self.stream,
+                        path = %self.path.display(), dropped_bytes = dropped,
+                        "output written again");
+                    state.failing = false;
+                }
+                Ok(()) => {}
                 Err(e) => {
-                    self.dropped
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    if !state.failing {
+                    if !state.failing && !state.lost {
                         state.failing = true;
+                        state.dropped_before = self.dropped_bytes();
                         tracing::error!(process = %name, stream = %self.stream,
                             path = %self.path.display(), error = %e,
                             "cannot write output; dropping it until writes succeed again");
                     }
+                    self.dropped
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -308,6 +421,86 @@ mod tests {
         sink.write(b"12345", "t:0");
         sink.write(b"678", "t:0");
         assert_eq!(sink.dropped_bytes(), 8);
+        Ok(())
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+    const HALF: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn a_deleted_logs_directory_is_recreated_at_the_next_check() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let logs = dir.path().join("logs");
+        let sink = OutputSink::new(OutputStream::Stdout, logs.join("x.log"), Some(logs.clone()));
+        sink.open()?;
+        let t0 = Instant::now();
+        sink.write_at(b"a\n", "t:0", t0);
+        std::fs::remove_dir_all(&logs)?;
+        // Within the second: not checked yet (no path lookup per write).
+        sink.write_at(b"b\n", "t:0", t0 + HALF);
+        assert!(!logs.exists());
+        sink.write_at(b"c\n", "t:0", t0 + SEC);
+        assert_eq!(std::fs::read(sink.path())?, b"c\n");
+        assert_eq!(sink.dropped_bytes(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_deleted_file_in_a_missing_directory_drops_output_until_it_exists() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out)?;
+        // Not the daemon's logs/: the sink must not create the directory.
+        let sink = OutputSink::new(OutputStream::Stderr, out.join("x.log"), None);
+        sink.open()?;
+        let t0 = Instant::now();
+        sink.write_at(b"a\n", "t:0", t0);
+        std::fs::remove_dir_all(&out)?;
+        sink.write_at(b"12345", "t:0", t0 + SEC);
+        sink.write_at(b"678", "t:0", t0 + SEC + HALF);
+        assert!(!out.exists(), "the directory must not be recreated");
+        assert_eq!(sink.dropped_bytes(), 8);
+        std::fs::create_dir(&out)?;
+        // Retried at most once per second.
+        sink.write_at(b"9", "t:0", t0 + SEC + HALF);
+        assert!(!sink.path().exists());
+        sink.write_at(b"back\n", "t:0", t0 + 2 * SEC);
+        assert_eq!(std::fs::read(sink.path())?, b"back\n");
+        assert_eq!(sink.dropped_bytes(), 9);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_moved_away_is_reopened_at_its_path() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let sink = OutputSink::new(OutputStream::Stdout, dir.path().join("x.log"), None);
+        sink.open()?;
+        let t0 = Instant::now();
+        sink.write_at(b"old\n", "t:0", t0);
+        let moved = dir.path().join("x.log.1");
+        std::fs::rename(sink.path(), &moved)?;
+        sink.write_at(b"new\n", "t:0", t0 + SEC);
+        assert_eq!(std::fs::read(&moved)?, b"old\n");
+        assert_eq!(std::fs::read(sink.path())?, b"new\n");
+        // A file that stays in place is left alone.
+        sink.write_at(b"more\n", "t:0", t0 + 3 * SEC);
+        assert_eq!(std::fs::read(sink.path())?, b"new\nmore\n");
+        Ok(())
+    }
+
+    #[test]
+    fn a_full_disk_drops_and_counts_without_blocking() -> TestResult {
+        // /dev/full: every write fails with ENOSPC; the check sees the same
+        // file at its path and does not churn.
+        let sink = OutputSink::new(OutputStream::Stdout, PathBuf::from("/dev/full"), None);
+        sink.open()?;
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            sink.write_at(&[b'x'; 1000], "t:0", t0 + i * SEC);
+        }
+        assert_eq!(sink.dropped_bytes(), 10_000);
+        let state = sink.lock();
+        assert!(state.failing && !state.lost, "{state:?}");
         Ok(())
     }
 

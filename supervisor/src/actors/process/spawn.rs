@@ -1,8 +1,8 @@
-//! Building and forking one child of an instance.
+//! Building and starting one child of an instance.
 //!
-//! `std::process::Command`, never `tokio::process`: the Reaper owns
-//! `waitpid`, so the std `Child` is dropped right after its pipes are taken
-//! (dropping neither waits nor kills). The argv is executed directly (no
+//! Never `tokio::process` nor a `Child` handle: the Reaper owns `waitpid`.
+//! The child is started by `vfork::launch` (clone without copying the
+//! daemon; see there for why and how). The argv is executed directly (no
 //! shell), in a new process group whose id is the child's pid, so that stop
 //! signals and SIGKILL escalation reach everything the program started.
 //!
@@ -10,24 +10,41 @@
 //! `/dev/null`, the signal mask is empty, every signal disposition is the
 //! default (an ignored signal would otherwise survive `exec`), the configured
 //! umask is applied, and every inherited descriptor above 2 is marked
-//! close-on-exec (marked, not closed: std's exec-error pipe must stay open
-//! until `exec`). That code runs in `pre_exec`, between `fork` and `exec`, so
-//! it only makes async-signal-safe system calls: no allocation, no locks, no
-//! logging. Using `pre_exec` makes std fork instead of `posix_spawn`, which is
-//! fine for a daemon this small.
+//! close-on-exec. Its environment is the daemon's, then `user:`'s `HOME`,
+//! `USER` and `LOGNAME`, then `env:`, then the tags below (which `env:`
+//! cannot override).
+//!
+//! No orphans: the child asks the kernel for SIGKILL when the daemon dies
+//! (`PR_SET_PDEATHSIG`; the parent-death signal follows the *thread* that
+//! forked, and every spawn happens on the daemon's main thread, the actix
+//! System's, which lives as long as the process), then checks that its
+//! parent is still the daemon (it may have died before the `prctl`). Its
+//! environment carries the daemon's tag and its instance name
+//! ([`crate::leftovers`]), inherited by everything it starts, so that a
+//! restarted daemon finds what a SIGKILLed one left behind.
+//!
+//! With `user:` (daemon running as root) the child drops to that account:
+//! `setgroups`, `setgid`, `setuid`, in that order (groups and gid while
+//! still root), from values resolved when the config was loaded, before it
+//! enters the working directory. The parent-death signal is set after,
+//! because a credential change clears it.
 //!
 //! Failures (missing binary, not executable, bad working directory, log file
-//! that cannot be opened) come back as a [`SpawnError`] naming the path and
-//! the OS error; they never panic.
+//! that cannot be opened, no process left to fork) come back as a
+//! [`SpawnError`] naming the path and the OS error; they never panic: the
+//! instance goes to BACKOFF and retries.
 
 use super::output::OutputSink;
+use super::vfork::{self, Credentials, LaunchError, Plan, Stage};
 use crate::config::ProgramConfig;
+use crate::leftovers;
 use proto::OutputStream;
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +59,33 @@ pub enum SpawnError {
         path: PathBuf,
         source: io::Error,
     },
+    #[error("cannot create a process: {source} (the host's process or memory limit is reached)")]
+    Fork { source: io::Error },
+    #[error("cannot run as user {user}: {reason}")]
+    User { user: String, reason: String },
+    #[error("cannot prepare the child ({step}): {source}")]
+    Setup {
+        step: &'static str,
+        source: io::Error,
+    },
     #[error("{program}: {source}")]
     Exec { program: String, source: io::Error },
+}
+
+impl SpawnError {
+    /// The error of creating the process or of its `execve`: EAGAIN (the
+    /// process limit, also `execve`'s answer after a user switch over
+    /// RLIMIT_NPROC) and ENOMEM are the host's limit, anything else the
+    /// program's (not found, not executable, ...).
+    pub fn from_spawn(program: &str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::EAGAIN | libc::ENOMEM) => SpawnError::Fork { source },
+            _ => SpawnError::Exec {
+                program: program.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// A child that exists; its exit will reach whoever watches `pid`.
@@ -57,19 +99,22 @@ pub struct SpawnedChild {
     pub stderr: Option<OwnedFd>,
 }
 
-/// Forks and execs `program`, its streams piped when a sink is given (the
-/// sink's file is (re)opened first) and sent to `/dev/null` otherwise.
+/// Starts instance `index` of `program`, its streams piped when a sink is
+/// given (the sink's file is (re)opened first) and sent to `/dev/null`
+/// otherwise. `hidden_env` names daemon variables the child does not
+/// inherit (secrets); the program's own `env:` still applies.
 pub fn spawn(
     program: &ProgramConfig,
+    index: u32,
     stdout: Option<&OutputSink>,
     stderr: Option<&OutputSink>,
+    hidden_env: &[String],
 ) -> Result<SpawnedChild, SpawnError> {
-    let Some((exe, args)) = program.argv.split_first() else {
+    let Some(exe) = program.argv.first() else {
         return Err(SpawnError::EmptyCommand);
     };
     if let Some(dir) = &program.workingdir {
-        // Checked here because a failed chdir in the child reports a bare
-        // ENOENT that would blame the program instead.
+        // Checked here too, for a clear message when it is simply missing.
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -93,104 +138,215 @@ pub fn spawn(
             source,
         })?;
     }
-
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .envs(&program.env)
-        .stdin(Stdio::null())
-        .stdout(piped_or_null(stdout))
-        .stderr(piped_or_null(stderr))
-        .process_group(0);
-    if let Some(dir) = &program.workingdir {
-        cmd.current_dir(dir);
-    }
-    let umask = program.umask.map(|m| m as libc::mode_t);
-    // SAFETY: the closure only calls async-signal-safe functions (umask,
-    // rt_sigprocmask, rt_sigaction, close_range, getrlimit, fcntl) on values
-    // copied in before the fork; it allocates nothing and takes no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            reset_child(umask);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
-        program: exe.clone(),
+    let credentials = credentials(program)?;
+    let null = dev_null().map_err(|source| SpawnError::Setup {
+        step: "open /dev/null",
         source,
     })?;
+    let pipe = |sink: Option<&OutputSink>| -> Result<Option<(OwnedFd, OwnedFd)>, SpawnError> {
+        sink.map(|_| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC))
+            .transpose()
+            .map_err(|e| SpawnError::from_spawn(exe, io::Error::from(e)))
+    };
+    let out = pipe(stdout)?;
+    let err = pipe(stderr)?;
+
+    let (inherited, set) = environment(program, index, hidden_env);
+    // The PATH the child will have decides where its program is found.
+    let path = match set.iter().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => Some(v.as_os_str()),
+        None => daemon_env()
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .and_then(|(_, entry)| entry.to_bytes().strip_prefix(b"PATH="))
+            .map(OsStr::from_bytes),
+    };
+    let mut plan =
+        Plan::new(&program.argv, inherited, &set, path).map_err(|e| SpawnError::Setup {
+            step: e.what,
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+    let write_end =
+        |p: &Option<(OwnedFd, OwnedFd)>| p.as_ref().map_or(null, |(_, w)| w.as_raw_fd());
+    plan.stdio = [null, write_end(&out), write_end(&err)];
+    plan.cwd =
+        match &program.workingdir {
+            Some(dir) => Some(CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+                SpawnError::WorkingDir {
+                    dir: dir.clone(),
+                    source: io::Error::from_raw_os_error(libc::EINVAL),
+                }
+            })?),
+            None => None,
+        };
+    plan.umask = program.umask.map(|m| m as libc::mode_t);
+    plan.credentials = credentials;
+
+    let pid = vfork::launch(&plan).map_err(|e| match e {
+        LaunchError::Clone(source) => SpawnError::from_spawn(exe, source),
+        LaunchError::Child { stage, error } => match stage {
+            Stage::Exec => SpawnError::from_spawn(exe, error),
+            Stage::WorkingDir => SpawnError::WorkingDir {
+                dir: program.workingdir.clone().unwrap_or_default(),
+                source: error,
+            },
+            Stage::Credentials => SpawnError::User {
+                user: program
+                    .user
+                    .as_ref()
+                    .map_or_else(String::new, |u| u.name.clone()),
+                reason: error.to_string(),
+            },
+            Stage::ProcessGroup => SpawnError::Setup {
+                step: "setpgid",
+                source: error,
+            },
+            Stage::Stdio => SpawnError::Setup {
+                step: "dup2",
+                source: error,
+            },
+            Stage::ParentDeathSignal => SpawnError::Setup {
+                step: "prctl(PR_SET_PDEATHSIG)",
+                source: error,
+            },
+            Stage::DaemonGone => SpawnError::Setup {
+                step: "the daemon exited",
+                source: error,
+            },
+        },
+    })?;
+    // The write ends are the child's now; ours close here.
     Ok(SpawnedChild {
-        pid: child.id(),
-        stdout: child.stdout.take().map(OwnedFd::from),
-        stderr: child.stderr.take().map(OwnedFd::from),
+        pid,
+        stdout: out.map(|(r, _)| r),
+        stderr: err.map(|(r, _)| r),
     })
-    // `child` is dropped here without waiting: the Reaper collects it.
 }
 
-fn piped_or_null(sink: Option<&OutputSink>) -> Stdio {
-    if sink.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
+/// `/dev/null`, opened once (close-on-exec) and shared by every child's
+/// discarded streams.
+fn dev_null() -> io::Result<libc::c_int> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_raw_fd());
     }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    Ok(NULL.get_or_init(|| OwnedFd::from(file)).as_raw_fd())
 }
 
-/// `sizeof(sigset_t)` for the kernel: 64 signals.
-const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+/// The daemon's environment as `NAME=VALUE` entries, read once (the daemon
+/// never changes it), with their names.
+fn daemon_env() -> &'static [(OsString, CString)] {
+    static DAEMON_ENV: OnceLock<Vec<(OsString, CString)>> = OnceLock::new();
+    DAEMON_ENV.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut entry = k.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                Some((k, CString::new(entry).ok()?))
+            })
+            .collect()
+    })
+}
 
-/// Runs in the forked child before `exec`: async-signal-safe calls only.
-fn reset_child(umask: Option<libc::mode_t>) {
-    // SAFETY: plain system calls on local values; errors are ignored because
-    // there is nothing safe to do about them here.
-    unsafe {
-        if let Some(mask) = umask {
-            libc::umask(mask);
+/// The child's environment (see the module doc for the order): the
+/// daemon's entries it keeps, and the variables set for it.
+fn environment(
+    program: &ProgramConfig,
+    index: u32,
+    hidden_env: &[String],
+) -> (Vec<&'static CStr>, Vec<(OsString, OsString)>) {
+    let mut set: Vec<(OsString, OsString)> = Vec::with_capacity(program.env.len() + 5);
+    let mut put = |k: OsString, v: OsString| match set.iter_mut().find(|(key, _)| *key == k) {
+        Some(entry) => entry.1 = v,
+        None => set.push((k, v)),
+    };
+    if let Some(user) = &program.user {
+        put("HOME".into(), user.home.clone().into_os_string());
+        put("USER".into(), user.name.clone().into());
+        put("LOGNAME".into(), user.name.clone().into());
+    }
+    for (k, v) in &program.env {
+        put(k.into(), v.into());
+    }
+    // After `env`: a program cannot take another's tag.
+    if let Some(tag) = leftovers::installed() {
+        put(leftovers::SUPERVISOR_ENV.into(), tag.as_str().into());
+    }
+    put(
+        leftovers::INSTANCE_ENV.into(),
+        program.instance_name(index).into(),
+    );
+    let inherited = daemon_env()
+        .iter()
+        .filter(|(k, _)| !set.iter().any(|(key, _)| key == k))
+        .filter(|(k, _)| !hidden_env.iter().any(|h| k == h.as_str()))
+        .map(|(_, entry)| entry.as_c_str())
+        .collect();
+    (inherited, set)
+}
+
+/// What the child must switch to, decided before the clone: only root
+/// switches; a daemon that is not root runs programs as itself, and a
+/// `user:` naming someone else is refused (the validator says so first).
+fn credentials(program: &ProgramConfig) -> Result<Option<Credentials>, SpawnError> {
+    let Some(user) = &program.user else {
+        return Ok(None);
+    };
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        return Ok(Some(Credentials {
+            uid: user.uid,
+            gid: user.gid,
+            groups: user.groups.clone(),
+        }));
+    }
+    if user.uid == euid.as_raw() {
+        return Ok(None);
+    }
+    Err(SpawnError::User {
+        user: user.name.clone(),
+        reason: format!("taskmasterd runs as uid {euid}, not root"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::process::state::{Event, Machine, Policy};
+    use proto::ProcessState;
+    use std::time::Instant;
+
+    #[test]
+    fn a_failed_fork_is_the_hosts_limit_and_backs_off() {
+        for errno in [libc::EAGAIN, libc::ENOMEM] {
+            let e = SpawnError::from_spawn("web", io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, SpawnError::Fork { .. }), "{e:?}");
+            assert!(e.to_string().contains("limit"), "{e}");
         }
-        // The raw system call here too: glibc's sigprocmask silently keeps
-        // its reserved signals (32, 33) blocked if the daemon had them so.
-        let empty_set = 0u64;
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty_set as *const u64,
-            std::ptr::null_mut::<u64>(),
-            KERNEL_SIGSET_BYTES,
+        let e = SpawnError::from_spawn("nope", io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(matches!(e, SpawnError::Exec { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("nope: "), "{e}");
+
+        // What the actor does with it: the spawn failure is a failed
+        // attempt, BACKOFF with a retry timer, never a crash.
+        let program = ProgramConfig::with_defaults("web", "web", std::path::Path::new("/tmp"));
+        let policy = Policy::of(&program);
+        let mut machine = Machine::new();
+        let now = Instant::now();
+        let _ = machine.on_event(Event::Start, &policy, now);
+        let fork = SpawnError::from_spawn("web", io::Error::from_raw_os_error(libc::EAGAIN));
+        let _ = machine.on_event(
+            Event::SpawnFailed {
+                error: fork.to_string(),
+            },
+            &policy,
+            now,
         );
-        // The raw system call, because glibc's wrappers refuse the signals
-        // it reserves (32, 33), and an inherited SIG_IGN on those survives
-        // exec too. All-zero is SIG_DFL, no flags, empty mask in every
-        // kernel `struct sigaction` layout, whatever its size up to 32 bytes.
-        let default_action = [0u64; 4];
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    default_action.as_ptr(),
-                    std::ptr::null_mut::<libc::c_void>(),
-                    KERNEL_SIGSET_BYTES,
-                );
-            }
-        }
-        let marked = libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        );
-        if marked != 0 {
-            // Kernels before 5.11: mark them one by one.
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-                limit.rlim_cur.min(65536) as libc::c_int
-            } else {
-                1024
-            };
-            for fd in 3..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
+        assert_eq!(machine.state(), ProcessState::Backoff);
     }
 }

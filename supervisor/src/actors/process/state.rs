@@ -90,7 +90,8 @@ impl Policy {
         }
     }
 
-    fn is_expected(&self, status: ExitStatus) -> bool {
+    /// An exit code in `exitcodes`; a death by signal never is.
+    pub fn is_expected(&self, status: ExitStatus) -> bool {
         status.code().is_some_and(|c| self.exitcodes.contains(&c))
     }
 }

@@ -91,6 +91,8 @@ impl Harness {
             program: Arc::new(program),
             index: 0,
             children: self.table.clone(),
+            events: None,
+            secret_env: Default::default(),
         })
         .start()
     }
@@ -655,4 +657,67 @@ fn a_group_of_zombies_has_no_live_members() -> TestResult {
     assert!(!live, "but it is not a live member");
     assert!(!group_alive(pid));
     Ok(())
+}
+
+#[test]
+fn child_carries_its_instance_name_in_its_environment() -> TestResult {
+    run(|h| async move {
+        let mut p = h.program("tagged", "sh -c 'echo \"[$TASKMASTER_INSTANCE]\"'");
+        // A program cannot pose as another instance.
+        p.env
+            .insert(crate::leftovers::INSTANCE_ENV.into(), "web:9".into());
+        p.autorestart = AutoRestart::Never;
+        let addr = h.actor(p);
+        assert!(addr.send(Start).await?.ok);
+        h.info_until(&addr, 5 * SECOND, |i| i.state == ProcessState::Exited)
+            .await?;
+        assert_eq!(file_text(&h.stdout_of("tagged")), "[tagged:0]\n");
+        Ok(())
+    })
+}
+
+#[test]
+fn user_sets_groups_gid_and_uid_or_is_refused_when_not_root() -> TestResult {
+    run(|h| async move {
+        let mut p = h.program(
+            "asuser",
+            "sh -c 'grep -E \"^(Uid|Gid|Groups):\" /proc/self/status; echo \"$HOME $USER $LOGNAME\"'",
+        );
+        p.user = Some(crate::config::RunAs {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534, 4242],
+            home: PathBuf::from("/nonexistent"),
+        });
+        p.autorestart = AutoRestart::Never;
+        p.startretries = 0;
+        let addr = h.actor(p);
+        let outcome = addr.send(Start).await?;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(!outcome.ok, "{outcome:?}");
+            assert!(
+                outcome.message.contains("cannot run as user nobody"),
+                "{outcome:?}"
+            );
+            return Ok(());
+        }
+        assert!(outcome.ok, "{outcome:?}");
+        h.info_until(&addr, 5 * SECOND, |i| i.state == ProcessState::Exited)
+            .await?;
+        let out = file_text(&h.stdout_of("asuser"));
+        let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let lines: Vec<String> = out.lines().map(squeeze).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "Uid: 65534 65534 65534 65534",
+                "Gid: 65534 65534 65534 65534",
+                "Groups: 4242 65534",
+                "/nonexistent nobody nobody",
+            ],
+            "{out}"
+        );
+        Ok(())
+    })
 }

@@ -1,0 +1,265 @@
+//! Hostile and broken clients on raw sockets: a wrong token, no hello, an
+//! endless line, 300 connections at once, a client that says nothing. Each
+//! must get the documented error (or silence) and a close, while a good
+//! client's `status` still answers and supervision goes on (a child killed
+//! meanwhile is restarted with a new pid).
+
+use crate::{SOON, TestResult, running_pid, supervision_goes_on};
+use integration::TestDaemon;
+use proto::{Request, Response, StatusRequest};
+use serde_json::Value;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const FLEET: &str = "programs:\n  victim:\n    cmd: \"sleep 1000\"\n    starttime: 0\n";
+
+/// A raw connection, read line by line.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+/// What one read gave.
+#[derive(Debug)]
+enum Read {
+    Line(String),
+    /// End of stream (or reset): the daemon closed the connection.
+    Closed,
+    /// Nothing within the timeout.
+    Silent,
+}
+
+impl Raw {
+    fn connect(daemon: &TestDaemon) -> io::Result<Raw> {
+        let stream = TcpStream::connect(daemon.addr())?;
+        stream.set_nodelay(true)?;
+        Ok(Raw {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        self.writer.write_all(line.as_bytes())?;
+        self.writer.write_all(b"\n")
+    }
+
+    fn read(&mut self, timeout: Duration) -> io::Result<Read> {
+        read_line(&mut self.reader, timeout)
+    }
+
+    /// The next line, which must be an error reply; returns its kind.
+    fn error_kind(&mut self, timeout: Duration) -> TestResult<(String, String)> {
+        match self.read(timeout)? {
+            Read::Line(line) => {
+                let v: Value = serde_json::from_str(&line)?;
+                if v["type"] != "error" {
+                    return Err(format!("expected an error reply, got {line}").into());
+                }
+                let kind = v["data"]["kind"].as_str().unwrap_or_default().to_string();
+                let message = v["data"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                Ok((kind, message))
+            }
+            other => Err(format!("expected an error reply, got {other:?}").into()),
+        }
+    }
+
+    /// True when the daemon has closed the connection (within `SOON`).
+    fn closed(&mut self) -> TestResult<bool> {
+        Ok(matches!(self.read(SOON)?, Read::Closed))
+    }
+}
+
+/// One line, the end of the stream, or silence for `timeout`.
+fn read_line(reader: &mut BufReader<TcpStream>, timeout: Duration) -> io::Result<Read> {
+    reader.get_ref().set_read_timeout(Some(timeout))?;
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => Ok(Read::Closed),
+        Ok(_) => Ok(Read::Line(line)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(Read::Silent)
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(Read::Closed),
+        Err(e) => Err(e),
+    }
+}
+
+fn hello(token: &str) -> String {
+    format!(
+        r#"{{"type":"hello","data":{{"protocol_version":{},"token":"{token}"}}}}"#,
+        proto::PROTOCOL_VERSION
+    )
+}
+
+/// A fresh authenticated client gets a `status` answer.
+fn good_status(daemon: &TestDaemon) -> TestResult {
+    let mut client = daemon.client()?;
+    client.set_read_timeout(Some(SOON))?;
+    let reply = client.call(&Request::Status(StatusRequest::default()))?;
+    assert!(
+        matches!(&reply, Response::Status(list) if list.len() == 1),
+        "{reply:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_wrong_token_is_refused_after_a_delay_and_closed() -> TestResult {
+    let daemon = TestDaemon::start(FLEET)?;
+    running_pid(&daemon, "victim:0")?;
+    let mut bad = Raw::connect(&daemon)?;
+    bad.send(&hello("not-the-token"))?;
+    let sent = Instant::now();
+    // Meanwhile, nobody else waits for the rejection.
+    good_status(&daemon)?;
+    supervision_goes_on(&daemon, "victim:0")?;
+    let (kind, message) = bad.error_kind(SOON)?;
+    let took = sent.elapsed();
+    assert_eq!(kind, "auth", "{message}");
+    assert!(took >= Duration::from_millis(900), "refused after {took:?}");
+    assert!(bad.closed()?, "the connection stayed open");
+    good_status(&daemon)?;
+    Ok(())
+}
+
+#[test]
+fn a_request_without_hello_is_refused_and_closed() -> TestResult {
+    let daemon = TestDaemon::start(FLEET)?;
+    running_pid(&daemon, "victim:0")?;
+    let mut bad = Raw::connect(&daemon)?;
+    bad.send(r#"{"type":"stop","data":{"targets":["all"]}}"#)?;
+    good_status(&daemon)?;
+    supervision_goes_on(&daemon, "victim:0")?;
+    let (kind, message) = bad.error_kind(SOON)?;
+    assert_eq!(kind, "auth", "{message}");
+    assert!(bad.closed()?, "the connection stayed open");
+    // The stop was not executed.
+    running_pid(&daemon, "victim:0")?;
+    assert_eq!(daemon.count_events("victim:0", "stop"), 0);
+    Ok(())
+}
+
+#[test]
+fn a_1_mib_line_gets_too_large_and_a_close() -> TestResult {
+    let daemon = TestDaemon::start(FLEET)?;
+    running_pid(&daemon, "victim:0")?;
+    let token = daemon.token()?;
+    // Authenticated first, then unauthenticated: both are cut off.
+    for authenticate in [true, false] {
+        let mut bad = Raw::connect(&daemon)?;
+        if authenticate {
+            bad.send(&hello(&token))?;
+            let welcome = bad.read(SOON)?;
+            assert!(
+                matches!(&welcome, Read::Line(l) if l.contains("\"welcome\"")),
+                "{welcome:?}"
+            );
+        }
+        let mut writer = bad.writer.try_clone()?;
+        // The daemon stops reading after 64 KiB: the rest of the write fails.
+        let flood = std::thread::spawn(move || {
+            let _ = writer.write_all(&vec![b'a'; 1024 * 1024]);
+        });
+        good_status(&daemon)?;
+        let (kind, message) = bad.error_kind(SOON)?;
+        assert_eq!(kind, "too_large", "{message}");
+        assert!(bad.closed()?, "the connection stayed open");
+        drop(bad);
+        flood.join().map_err(|_| "flood thread panicked")?;
+    }
+    supervision_goes_on(&daemon, "victim:0")?;
+    good_status(&daemon)?;
+    Ok(())
+}
+
+#[test]
+fn connections_beyond_256_get_busy_not_a_hang() -> TestResult {
+    let daemon = TestDaemon::start(FLEET)?;
+    running_pid(&daemon, "victim:0")?;
+    // A good client connected before the flood keeps being served.
+    let mut good = daemon.client()?;
+    good.set_read_timeout(Some(SOON))?;
+    let conns: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(daemon.addr()))
+        .collect::<Result<_, _>>()?;
+    // One line each, or silence (an accepted session waits for a hello).
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|stream| {
+            std::thread::spawn(move || -> io::Result<(Read, Read)> {
+                let mut reader = BufReader::new(stream);
+                let first = read_line(&mut reader, Duration::from_secs(3))?;
+                let then = match first {
+                    Read::Line(_) => read_line(&mut reader, Duration::from_secs(3))?,
+                    _ => Read::Silent,
+                };
+                Ok((first, then))
+            })
+        })
+        .collect();
+    let reply = good.call(&Request::Status(StatusRequest::default()))?;
+    assert!(matches!(reply, Response::Status(_)), "{reply:?}");
+    supervision_goes_on(&daemon, "victim:0")?;
+    let (mut busy, mut silent) = (0, 0);
+    for reader in readers {
+        let (first, then) = reader.join().map_err(|_| "reader panicked")??;
+        match first {
+            Read::Silent => silent += 1,
+            Read::Line(line) => {
+                let v: Value = serde_json::from_str(&line)?;
+                assert_eq!(v["data"]["kind"], "busy", "{line}");
+                assert!(
+                    matches!(then, Read::Closed),
+                    "busy but not closed: {then:?}"
+                );
+                busy += 1;
+            }
+            Read::Closed => return Err("a connection was closed without a reply".into()),
+        }
+    }
+    // 256 sessions at most, the good client's (and the harness's) included.
+    assert!(
+        (250..=256).contains(&silent),
+        "{silent} silent, {busy} busy"
+    );
+    assert_eq!(busy + silent, 300);
+    let reply = good.call(&Request::Status(StatusRequest::default()))?;
+    assert!(matches!(reply, Response::Status(_)), "{reply:?}");
+    Ok(())
+}
+
+#[test]
+fn a_silent_client_is_not_answered_then_timed_out_after_10_s() -> TestResult {
+    let daemon = TestDaemon::start(FLEET)?;
+    running_pid(&daemon, "victim:0")?;
+    let connected = Instant::now();
+    let mut silent = Raw::connect(&daemon)?;
+    assert!(
+        matches!(silent.read(Duration::from_secs(1))?, Read::Silent),
+        "answered before saying anything"
+    );
+    good_status(&daemon)?;
+    supervision_goes_on(&daemon, "victim:0")?;
+    // Now the 10 s authentication timeout.
+    let (kind, message) = silent.error_kind(Duration::from_secs(15))?;
+    let took = connected.elapsed();
+    assert_eq!(kind, "auth", "{message}");
+    assert!(message.contains("timeout"), "{message}");
+    assert!(
+        took >= Duration::from_millis(9500) && took < Duration::from_secs(14),
+        "timed out after {took:?}"
+    );
+    assert!(silent.closed()?, "the connection stayed open");
+    good_status(&daemon)?;
+    Ok(())
+}
