@@ -13,6 +13,7 @@
 //! - [`smtp`] is a real SMTP server on loopback (answering, silent, or a
 //!   closed port), for the email notification tests.
 
+pub mod bench;
 pub mod bins;
 mod cmd;
 mod daemon;

@@ -1,0 +1,274 @@
+//! What the benchmark reads from the kernel, and how it times commands.
+//!
+//! Every figure is taken from outside the supervisor, the way a user would:
+//! CPU time is `utime + stime` of `/proc/PID/stat` (clock ticks), memory is
+//! `VmRSS` of `/proc/PID/status`, children come from
+//! `/proc/PID/task/*/children`. [`timed_run`] times a client command from
+//! spawn to exit with a blocking `wait` (no polling, so no polling
+//! granularity in the figure) and a watchdog thread that kills its process
+//! group when it overruns.
+
+use super::BenchError;
+use crate::procfs;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Clock ticks per second of `/proc/PID/stat` times.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a constant.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(100)
+}
+
+/// `utime + stime` of `pid`, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.get(text.rfind(')')? + 1..)?;
+    // Fields after the name: state ppid pgrp session tty tpgid flags minflt
+    // cminflt majflt cmajflt utime stime.
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU seconds of `pid` so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_ticks(pid).map(|t| t as f64 / ticks_per_second() as f64)
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    procfs::status_field(pid, key)?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Resident memory of `pid`, MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmRSS").map(|k| k as f64 / 1024.0)
+}
+
+/// Peak resident memory of `pid`, MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmHWM").map(|k| k as f64 / 1024.0)
+}
+
+/// Threads of `pid`.
+pub fn threads(pid: u32) -> Option<u64> {
+    procfs::status_field(pid, "Threads")?.parse().ok()
+}
+
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> Option<usize> {
+    procfs::fds(pid).map(|f| f.len())
+}
+
+/// Direct children of `pid` (zombies included), from every thread's
+/// `children` file: one small read per thread instead of a scan of `/proc`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        found.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    found
+}
+
+/// Live (not zombie) children of `pid` whose command name is `comm`.
+pub fn live_children_named(pid: u32, comm: &str) -> usize {
+    children(pid)
+        .into_iter()
+        .filter_map(procfs::stat)
+        .filter(|s| s.is_alive() && s.comm == comm)
+        .count()
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock the `stamp` helper writes.
+pub fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u128::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Raises `RLIMIT_NOFILE` (soft and, as root, hard) to `want`, bounded by
+/// `fs.nr_open`; the daemons inherit it. Returns the soft limit in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(want);
+    let want = want.min(nr_open);
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    let soft_want = want.min(hard);
+    if soft < soft_want && setrlimit(Resource::RLIMIT_NOFILE, soft_want, hard).is_ok() {
+        return soft_want;
+    }
+    soft
+}
+
+/// A number from a `/proc/sys` file.
+pub fn sysctl(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Nearest-rank percentile `p` (0..=100) of `sorted`, which must be sorted.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// The median of unsorted `values`.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 50.0)
+}
+
+/// A finished client command.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// From just before `spawn` to the return of `wait`.
+    pub elapsed: Duration,
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` (stdin `/dev/null`, in its own process group) and times it.
+/// Past `timeout` its group is SIGKILLed and this is an error.
+pub fn timed_run(mut cmd: Command, timeout: Duration) -> Result<Timed, BenchError> {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| BenchError::io(format!("cannot run {what}"), e))?;
+    let group = Pid::from_raw(child.id() as i32);
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let (done, watch) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let overran = matches!(
+            watch.recv_timeout(timeout),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        if overran {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        overran
+    });
+    let status = child.wait();
+    let elapsed = start.elapsed();
+    let _ = done.send(());
+    let overran = watchdog.join().unwrap_or(false);
+    let status = status.map_err(|e| BenchError::io(format!("cannot wait for {what}"), e))?;
+    let stdout = join(out);
+    let stderr = join(err);
+    if overran {
+        return Err(BenchError::Timeout(format!(
+            "{what} still running after {timeout:?}; stderr: {stderr}"
+        )));
+    }
+    Ok(Timed {
+        elapsed,
+        code: status.code(),
+        stdout,
+        stderr,
+    })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+    let mut pipe = pipe?;
+    Some(std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }))
+}
+
+fn join(handle: Option<JoinHandle<String>>) -> String {
+    handle.and_then(|h| h.join().ok()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        assert!(cpu_ticks(me).is_some());
+        assert!(rss_mib(me).is_some_and(|m| m > 0.0));
+        assert!(threads(me).is_some_and(|t| t >= 1));
+    }
+
+    #[test]
+    fn timed_run_reports_output_and_times_out() -> Result<(), BenchError> {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo hi; exit 3"]);
+        let t = timed_run(cmd, Duration::from_secs(10))?;
+        assert_eq!((t.code, t.stdout.as_str()), (Some(3), "hi\n"));
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let start = Instant::now();
+        assert!(matches!(
+            timed_run(cmd, Duration::from_millis(100)),
+            Err(BenchError::Timeout(_))
+        ));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        Ok(())
+    }
+}
