@@ -95,6 +95,12 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         .local_addr()
         .context("cannot read the bound address")?;
     let event_log = eventlog::EventLog::install(&config.log, !args.daemonize)?;
+    config.prepare_logs_dir().with_context(|| {
+        format!(
+            "cannot create {}",
+            config.dir.join(config::DEFAULT_LOGS_DIR).display()
+        )
+    })?;
 
     let ready = if args.daemonize {
         Some(daemonize::detach()?)

@@ -270,3 +270,23 @@ programs:
     assert_eq!(procfs::signal_mask(pid, "SigIgn"), Some(0));
     Ok(())
 }
+
+#[test]
+fn an_explicit_file_in_the_logs_directory_works_before_it_exists() -> TestResult {
+    // `--check` accepts `logs/…` before the directory exists because the
+    // daemon creates it; the spawn must then find it.
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  shared:
+    cmd: "sh -c 'echo explicit-marker; exec sleep 1000'"
+    starttime: 0
+    stdout: logs/shared.log
+    stderr: null
+"#,
+    )?;
+    let text = file_containing(&daemon.path("logs/shared.log"), "explicit-marker")?;
+    assert!(text.contains("explicit-marker"));
+    assert_eq!(daemon.state_of("shared:0")?, Some(ProcessState::Running));
+    Ok(())
+}

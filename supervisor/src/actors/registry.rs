@@ -398,6 +398,11 @@ impl Registry {
                 return Err(problems);
             }
         };
+        if let Err(e) = new.prepare_logs_dir() {
+            // Not fatal: the spawns that need it fail into BACKOFF, with the
+            // OS error in the log.
+            tracing::error!(error = %e, "cannot create the logs directory");
+        }
         let mut plan = reload::plan(&self.config, &new);
         for name in &plan.removed {
             if let Some(entry) = self.programs.remove(name) {

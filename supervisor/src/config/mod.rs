@@ -374,6 +374,28 @@ pub enum ConfigError {
     },
 }
 
+impl Config {
+    /// Creates `logs/` next to the config when some program writes a file in
+    /// it (the per-instance defaults, or an explicit `stdout: logs/x.log`,
+    /// which `--check` accepts for that reason). Other directories must
+    /// already exist.
+    pub fn prepare_logs_dir(&self) -> std::io::Result<()> {
+        let logs = self.dir.join(DEFAULT_LOGS_DIR);
+        let needed = self.programs.values().any(|p| {
+            [OutputStream::Stdout, OutputStream::Stderr]
+                .into_iter()
+                .any(|stream| {
+                    p.output_path(stream, 0)
+                        .is_some_and(|path| path.parent() == Some(logs.as_path()))
+                })
+        });
+        if needed {
+            std::fs::create_dir_all(&logs)?;
+        }
+        Ok(())
+    }
+}
+
 impl ConfigError {
     /// One line per problem, as `--check` prints them.
     pub fn lines(&self) -> Vec<String> {
