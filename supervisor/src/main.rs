@@ -85,6 +85,7 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         }
     };
     raise_fd_limit()?;
+    unblock_handled_signals()?;
     mark_inherited_fds_cloexec();
     let mut pidfile = pidfile::Pidfile::acquire(&config.server.pidfile)?;
     let token = auth::Token::load_or_create(&config.server.token_file)?;
@@ -162,4 +163,22 @@ fn mark_inherited_fds_cloexec() {
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
+}
+
+/// A parent that blocked these (some shells and job runners do) would make
+/// reload, shutdown and reaping silently never happen: the handlers tokio
+/// installs only run for delivered signals.
+fn unblock_handled_signals() -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGCHLD,
+        Signal::SIGUSR2,
+    ] {
+        set.add(signal);
+    }
+    sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).context("sigprocmask(SIG_UNBLOCK)")
 }

@@ -38,12 +38,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{Notify, broadcast};
 
 /// Bytes read from a pipe per system call.
 const CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The one read buffer of the (single) actor thread, shared by every
+    /// pipe reader: reads are synchronous `try_read`s, never held across an
+    /// await.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHUNK]);
+}
 /// Chunks a slow `tail -f` follower may lag before it loses some.
 const FOLLOW_BACKLOG: usize = 256;
 /// `read_tail` never reads more than this from the end of a file.
@@ -58,7 +64,9 @@ pub struct OutputSink {
     /// Created before each open (the per-instance logs directory).
     create_dir: Option<PathBuf>,
     file: Mutex<FileState>,
-    chunks: broadcast::Sender<Bytes>,
+    /// Created by the first `tail -f`: a channel's slots cost ~12 KiB,
+    /// which thousands of never-followed sinks should not pay.
+    chunks: std::sync::OnceLock<broadcast::Sender<Bytes>>,
     /// Reader tasks still draining a pipe into this sink.
     active: AtomicUsize,
     idle: Notify,
@@ -87,13 +95,12 @@ impl OutputSink {
     /// A sink writing to `path`; `create_dir` is made (with parents) before
     /// every open.
     pub fn new(stream: OutputStream, path: PathBuf, create_dir: Option<PathBuf>) -> Arc<Self> {
-        let (chunks, _) = broadcast::channel(FOLLOW_BACKLOG);
         Arc::new(OutputSink {
             stream,
             path,
             create_dir,
             file: Mutex::new(FileState::default()),
-            chunks,
+            chunks: std::sync::OnceLock::new(),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -121,6 +128,24 @@ impl OutputSink {
         let mut state = self.lock();
         self.replace_file(&mut state, file, "reopened");
         Ok(())
+    }
+
+    /// Makes sure the file is open at its path before a spawn: keeps the
+    /// open one when it is still the file at the path (the common case of
+    /// a restart: two `stat`s instead of `mkdir`, `open` and `close`),
+    /// reopens it otherwise.
+    pub fn ensure_open(&self) -> io::Result<()> {
+        {
+            let state = self.lock();
+            if let Some(file) = &state.file
+                && !state.lost
+                && !state.failing
+                && Self::still_at_path(file, &self.path)
+            {
+                return Ok(());
+            }
+        }
+        self.open()
     }
 
     fn open_file(&self) -> io::Result<File> {
@@ -209,7 +234,9 @@ impl OutputSink {
 
     /// A follower of chunks written from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.chunks.subscribe()
+        self.chunks
+            .get_or_init(|| broadcast::channel(FOLLOW_BACKLOG).0)
+            .subscribe()
     }
 
     /// Starts draining `pipe` (the read end of a child's stream) into this
@@ -234,13 +261,33 @@ impl OutputSink {
         });
     }
 
-    async fn drain(&self, mut receiver: pipe::Receiver, name: &str) {
-        let mut buf = vec![0u8; CHUNK];
+    async fn drain(&self, receiver: pipe::Receiver, name: &str) {
         loop {
-            match receiver.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(n) => self.write(&buf[..n], name),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Wait for data without holding a buffer: a 64 KiB buffer per
+            // idle pipe was the whole daemon's RSS (125 MiB for 1000
+            // instances). The read itself is synchronous, into the one
+            // buffer of this thread, so no await happens while it is lent.
+            if let Err(e) = receiver.readable().await {
+                tracing::error!(process = %name, stream = %self.stream, error = %e,
+                    "output pipe read failed; no longer capturing");
+                return;
+            }
+            let read = READ_BUFFER.with_borrow_mut(|buf| match receiver.try_read(buf) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.write(&buf[..n], name);
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            });
+            match read {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     tracing::error!(process = %name, stream = %self.stream, error = %e,
                         "output pipe read failed; no longer capturing");
@@ -285,9 +332,11 @@ impl OutputSink {
                 }
             }
         }
-        if self.chunks.receiver_count() > 0 {
+        if let Some(chunks) = self.chunks.get()
+            && chunks.receiver_count() > 0
+        {
             // No receiver left between the check and the send is harmless.
-            let _ = self.chunks.send(Bytes::copy_from_slice(chunk));
+            let _ = chunks.send(Bytes::copy_from_slice(chunk));
         }
     }
 

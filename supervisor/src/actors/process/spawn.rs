@@ -132,7 +132,7 @@ pub fn spawn(
         }
     }
     for sink in [stdout, stderr].into_iter().flatten() {
-        sink.open().map_err(|source| SpawnError::Output {
+        sink.ensure_open().map_err(|source| SpawnError::Output {
             stream: sink.stream(),
             path: sink.path().to_path_buf(),
             source,
