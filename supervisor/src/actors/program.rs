@@ -7,13 +7,17 @@
 //! retired), applies policy-only changes to live instances, and restarts its
 //! instances one by one when a spawn-affecting key changed.
 //!
+//! `status` and `pids` read the snapshot each instance keeps up to date
+//! ([`SharedInfo`]) instead of messaging every instance: 10,000 futures per
+//! request dominated the daemon's time.
+//!
 //! Handles: [`Start`], [`Stop`], [`Restart`], [`SignalInstances`],
 //! [`Status`], [`Pids`], [`TailInstance`], [`Retire`] (from the Registry).
 //! Sends: the process messages. Stops: after [`Retire`], once every instance
 //! is stopped.
 
 use crate::actors::notifier::{InstanceEvent, SecretEnv};
-use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor};
+use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor, SharedInfo};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
 use actix::{
@@ -25,14 +29,17 @@ use proto::{
     ErrorKind, Outcome, OutputStream, PidEntry, ProcessInfo, ProcessState, Signal, TailReply,
 };
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The actor.
 #[derive(Debug)]
 pub struct ProgramActor {
     config: Arc<ProgramConfig>,
     instances: Vec<Addr<ProcessActor>>,
+    /// `instances[i]`'s snapshot, for `status` without messages.
+    infos: Vec<SharedInfo>,
     /// Instances scaled away, still stopping; listed in `status` until gone.
-    retiring: Vec<(u32, Addr<ProcessActor>)>,
+    retiring: Vec<(u32, Addr<ProcessActor>, SharedInfo)>,
     children: ChildTable,
     /// The Notifier, handed to every instance (used if the program has
     /// `notify` rules, now or after a reload).
@@ -45,6 +52,7 @@ impl ProgramActor {
         ProgramActor {
             config,
             instances: Vec::new(),
+            infos: Vec::new(),
             retiring: Vec::new(),
             children,
             events: None,
@@ -64,15 +72,32 @@ impl ProgramActor {
         self
     }
 
-    fn spawn_instance(&self, index: u32) -> Addr<ProcessActor> {
-        ProcessActor::new(InstanceContext {
+    fn spawn_instance(&self, index: u32) -> (Addr<ProcessActor>, SharedInfo) {
+        let actor = ProcessActor::new(InstanceContext {
             program: self.config.clone(),
             index,
             children: self.children.clone(),
             events: self.events.clone(),
             secret_env: self.secret_env.clone(),
-        })
-        .start()
+        });
+        let info = actor.shared_info();
+        (actor.start(), info)
+    }
+
+    /// The snapshots an optional index list selects (all when `None`, then
+    /// followed by the retiring instances), in order.
+    fn select_infos(&self, indexes: &Option<Vec<u32>>) -> Vec<&SharedInfo> {
+        match indexes {
+            None => self
+                .infos
+                .iter()
+                .chain(self.retiring.iter().map(|(_, _, info)| info))
+                .collect(),
+            Some(list) => list
+                .iter()
+                .filter_map(|&i| self.infos.get(i as usize))
+                .collect(),
+        }
     }
 
     /// The instances an optional index list selects (all when `None`).
@@ -101,9 +126,9 @@ impl Actor for ProgramActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        self.instances = (0..self.config.numprocs)
+        (self.instances, self.infos) = (0..self.config.numprocs)
             .map(|i| self.spawn_instance(i))
-            .collect();
+            .unzip();
         if self.config.autostart {
             for instance in &self.instances {
                 instance.do_send(process::Start);
@@ -218,20 +243,16 @@ pub struct Status {
 }
 
 impl Handler<Status> for ProgramActor {
-    type Result = ResponseFuture<Vec<ProcessInfo>>;
+    type Result = MessageResult<Status>;
 
     fn handle(&mut self, msg: Status, _: &mut Self::Context) -> Self::Result {
-        let mut targets = self.select(&msg.indexes);
-        if msg.indexes.is_none() {
-            targets.extend(self.retiring.iter().cloned());
-        }
-        Box::pin(async move {
-            join_all(targets.iter().map(|(_, a)| a.send(process::GetInfo)))
-                .await
+        let now = Instant::now();
+        MessageResult(
+            self.select_infos(&msg.indexes)
                 .into_iter()
-                .flatten()
-                .collect()
-        })
+                .map(|info| info.borrow().info(now))
+                .collect(),
+        )
     }
 }
 
@@ -243,25 +264,21 @@ pub struct Pids {
 }
 
 impl Handler<Pids> for ProgramActor {
-    type Result = ResponseFuture<Vec<PidEntry>>;
+    type Result = MessageResult<Pids>;
 
-    fn handle(&mut self, msg: Pids, ctx: &mut Self::Context) -> Self::Result {
-        let status = self.handle(
-            Status {
-                indexes: msg.indexes,
-            },
-            ctx,
-        );
-        Box::pin(async move {
-            status
-                .await
+    fn handle(&mut self, msg: Pids, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.select_infos(&msg.indexes)
                 .into_iter()
-                .map(|info| PidEntry {
-                    name: info.name,
-                    pid: info.pid,
+                .map(|info| {
+                    let info = info.borrow();
+                    PidEntry {
+                        name: info.name().to_string(),
+                        pid: info.pid(),
+                    }
                 })
-                .collect()
-        })
+                .collect(),
+        )
     }
 }
 
@@ -310,6 +327,7 @@ impl Handler<Retire> for ProgramActor {
         let retire = fan_out!(self, None::<Vec<u32>>, process::Retire);
         Box::pin(retire.into_actor(self).map(|outcomes, act, ctx| {
             act.instances.clear();
+            act.infos.clear();
             ctx.stop();
             outcomes
         }))
@@ -366,22 +384,26 @@ impl ProgramActor {
         let new = self.config.numprocs;
         if new > old {
             for i in old..new {
-                let instance = self.spawn_instance(i);
+                let (instance, info) = self.spawn_instance(i);
                 if self.config.autostart {
                     instance.do_send(process::Start);
                 }
                 self.instances.push(instance);
+                self.infos.push(info);
             }
         } else {
-            let gone: Vec<_> = (new..).zip(self.instances.drain(new as usize..)).collect();
-            for (i, instance) in gone {
-                self.retiring.push((i, instance.clone()));
+            let gone: Vec<_> = (new..)
+                .zip(self.instances.drain(new as usize..))
+                .zip(self.infos.drain(new as usize..))
+                .collect();
+            for ((i, instance), info) in gone {
+                self.retiring.push((i, instance.clone(), info));
                 ctx.spawn(
                     instance
                         .send(process::Retire)
                         .into_actor(self)
                         .map(move |_, act, _| {
-                            act.retiring.retain(|(_, a)| *a != instance);
+                            act.retiring.retain(|(_, a, _)| *a != instance);
                         }),
                 );
             }
@@ -423,7 +445,7 @@ impl Handler<KillAll> for ProgramActor {
         let all: Vec<_> = self
             .instances
             .iter()
-            .chain(self.retiring.iter().map(|(_, a)| a))
+            .chain(self.retiring.iter().map(|(_, a, _)| a))
             .cloned()
             .collect();
         Box::pin(async move {

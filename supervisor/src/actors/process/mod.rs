@@ -24,6 +24,12 @@
 //! For a program with `notify` rules, each event's outcome (a state entered,
 //! an unexpected exit) is also sent to the Notifier, fire and forget; the
 //! SMTP password's variable ([`SecretEnv`]) is kept from every child.
+//!
+//! After every event it applies, the actor copies its machine into a
+//! [`SharedInfo`] snapshot its ProgramActor holds, so `status` of thousands
+//! of instances is answered by reading memory rather than by one
+//! [`GetInfo`] message per instance. Every actor runs on the one System
+//! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call.
 
 pub mod output;
 pub mod spawn;
@@ -44,7 +50,9 @@ use nix::unistd::Pid;
 use output::OutputSink;
 use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal, TailReply};
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, oneshot};
@@ -72,10 +80,55 @@ pub struct InstanceContext {
     pub secret_env: SecretEnv,
 }
 
+/// What `status` shows of one instance, as of the last event it applied.
+#[derive(Debug)]
+pub struct InfoSnapshot {
+    name: String,
+    program: String,
+    index: u32,
+    machine: Machine,
+}
+
+impl InfoSnapshot {
+    /// The status line at `now`, exactly as [`GetInfo`] answers it.
+    pub fn info(&self, now: Instant) -> ProcessInfo {
+        process_info(&self.name, &self.program, self.index, &self.machine, now)
+    }
+
+    /// The live leader's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.machine.pid()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// An instance's snapshot, written by its actor, read by its program.
+pub type SharedInfo = Rc<RefCell<InfoSnapshot>>;
+
+/// The status line of an instance whose machine is `m`.
+fn process_info(name: &str, program: &str, index: u32, m: &Machine, now: Instant) -> ProcessInfo {
+    ProcessInfo {
+        name: name.to_string(),
+        program: program.to_string(),
+        index,
+        state: m.state(),
+        pid: m.pid(),
+        uptime_s: m.uptime(now).as_secs_f64(),
+        exitcode: m.exitcode(),
+        restarts: m.restarts(),
+        description: m.describe(now),
+    }
+}
+
 /// The actor.
 #[derive(Debug)]
 pub struct ProcessActor {
     ctx: InstanceContext,
+    /// Copy of `machine` for the program's `status`, refreshed by `apply`.
+    info: SharedInfo,
     name: String,
     policy: Policy,
     machine: Machine,
@@ -100,8 +153,15 @@ impl ProcessActor {
     /// A STOPPED, never-started instance; nothing is spawned until [`Start`].
     pub fn new(ctx: InstanceContext) -> Self {
         let program = &ctx.program;
+        let name = program.instance_name(ctx.index);
         ProcessActor {
-            name: program.instance_name(ctx.index),
+            info: Rc::new(RefCell::new(InfoSnapshot {
+                name: name.clone(),
+                program: program.name.clone(),
+                index: ctx.index,
+                machine: Machine::new(),
+            })),
+            name,
             policy: Policy::of(program),
             machine: Machine::new(),
             stdout: output_sink(program, ctx.index, OutputStream::Stdout),
@@ -120,6 +180,11 @@ impl ProcessActor {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The snapshot this actor keeps up to date; take it before `start`.
+    pub fn shared_info(&self) -> SharedInfo {
+        self.info.clone()
     }
 
     /// Feeds one event to the machine and carries out its effects. Events
@@ -142,6 +207,8 @@ impl ProcessActor {
             }
             self.notify(before, exit, now);
         }
+        // Once per batch: nothing else runs on this thread in between.
+        self.info.borrow_mut().machine.clone_from(&self.machine);
         self.applying = false;
     }
 
@@ -613,19 +680,13 @@ impl Handler<SendSignal> for ProcessActor {
 impl Handler<GetInfo> for ProcessActor {
     type Result = actix::MessageResult<GetInfo>;
     fn handle(&mut self, _: GetInfo, _: &mut Self::Context) -> Self::Result {
-        let now = Instant::now();
-        let m = &self.machine;
-        actix::MessageResult(ProcessInfo {
-            name: self.name(),
-            program: self.ctx.program.name.clone(),
-            index: self.ctx.index,
-            state: m.state(),
-            pid: m.pid(),
-            uptime_s: m.uptime(now).as_secs_f64(),
-            exitcode: m.exitcode(),
-            restarts: m.restarts(),
-            description: m.describe(now),
-        })
+        actix::MessageResult(process_info(
+            &self.name,
+            &self.ctx.program.name,
+            self.ctx.index,
+            &self.machine,
+            Instant::now(),
+        ))
     }
 }
 

@@ -721,3 +721,48 @@ fn user_sets_groups_gid_and_uid_or_is_refused_when_not_root() -> TestResult {
         Ok(())
     })
 }
+
+#[test]
+fn shared_info_follows_every_event_like_get_info() -> TestResult {
+    run(|h| async move {
+        let actor = ProcessActor::new(InstanceContext {
+            program: Arc::new(h.program("snap", "sleep 1000")),
+            index: 0,
+            children: h.table.clone(),
+            events: None,
+            secret_env: Default::default(),
+        });
+        let shared = actor.shared_info();
+        let addr = actor.start();
+        assert_eq!(
+            shared.borrow().info(Instant::now()).state,
+            ProcessState::Stopped
+        );
+
+        let outcome = addr.send(Start).await?;
+        assert!(outcome.ok, "{outcome:?}");
+        let info = h
+            .info_until(&addr, 5 * SECOND, |i| i.state == ProcessState::Running)
+            .await?;
+        let snap = shared.borrow().info(Instant::now());
+        assert_eq!(snap.name, "snap:0");
+        assert_eq!(snap.program, "snap");
+        assert_eq!(snap.state, ProcessState::Running);
+        let pid = snap.pid.ok_or("running without a pid")?;
+        assert_eq!(Some(pid), info.pid);
+        // Same text as GetInfo (uptime may have ticked between the two).
+        assert!(
+            snap.description.starts_with(&format!("pid {pid}, uptime ")),
+            "{snap:?}"
+        );
+        assert_eq!(shared.borrow().pid(), info.pid);
+
+        let outcome = addr.send(Stop).await?;
+        assert!(outcome.ok, "{outcome:?}");
+        let snap = shared.borrow().info(Instant::now());
+        assert_eq!(snap.state, ProcessState::Stopped);
+        assert_eq!(snap.pid, None);
+        assert_eq!(snap.description, addr.send(GetInfo).await?.description);
+        Ok(())
+    })
+}
