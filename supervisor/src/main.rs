@@ -86,6 +86,7 @@ fn start(args: &Args) -> anyhow::Result<i32> {
     };
     raise_fd_limit()?;
     unblock_handled_signals()?;
+    abort_on_panic();
     mark_inherited_fds_cloexec();
     let mut pidfile = pidfile::Pidfile::acquire(&config.server.pidfile)?;
     let token = auth::Token::load_or_create(&config.server.token_file)?;
@@ -187,4 +188,18 @@ fn unblock_handled_signals() -> anyhow::Result<()> {
         set.add(signal);
     }
     sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).context("sigprocmask(SIG_UNBLOCK)")
+}
+
+/// A panic inside an actor would only end that actor's task: the daemon would
+/// live on headless (seen: a Registry that died in `started` left a process
+/// answering nothing). For a supervisor, dying loudly is the safe failure: its
+/// children go with it (parent-death signal), a service manager sees the
+/// crash, and the next daemon stops any leftover. So: log it, then abort.
+fn abort_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("internal error, aborting taskmasterd: {info}");
+        default_hook(info);
+        std::process::abort();
+    }));
 }
