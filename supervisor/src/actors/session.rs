@@ -301,7 +301,13 @@ impl StreamHandler<Line> for Session {
         self.eof = true;
         match self.phase {
             Phase::Ready if self.busy || !self.queue.is_empty() => {}
-            Phase::Ready | Phase::AwaitingHello | Phase::Following => ctx.stop(),
+            // Close, not stop: a reply may still sit in the write buffer;
+            // the writer flushes it, then `WriteHandler::finished` stops us.
+            Phase::Ready | Phase::Following => {
+                self.phase = Phase::Closing;
+                self.writer.close();
+            }
+            Phase::AwaitingHello => ctx.stop(),
             Phase::Rejecting | Phase::Closing => {}
         }
     }
