@@ -77,7 +77,8 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<CmdOutput
     })
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+/// Reads a child's pipe to the end on a thread, so the child never blocks.
+pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
     let mut pipe = pipe?;
     Some(std::thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -86,6 +87,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>>
     }))
 }
 
-fn join(handle: Option<JoinHandle<String>>) -> String {
+/// The text a [`drain`] thread read (empty if it failed).
+pub(crate) fn join(handle: Option<JoinHandle<String>>) -> String {
     handle.and_then(|h| h.join().ok()).unwrap_or_default()
 }

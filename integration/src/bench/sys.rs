@@ -9,14 +9,13 @@
 //! group when it overruns.
 
 use super::BenchError;
+use crate::cmd::{drain, join};
 use crate::procfs;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Clock ticks per second of `/proc/PID/stat` times.
@@ -217,19 +216,6 @@ pub fn timed_run(mut cmd: Command, timeout: Duration) -> Result<Timed, BenchErro
         stdout,
         stderr,
     })
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
-    let mut pipe = pipe?;
-    Some(std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    }))
-}
-
-fn join(handle: Option<JoinHandle<String>>) -> String {
-    handle.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -52,11 +52,6 @@ pub struct RegistryInit {
     pub event_log: Option<EventLog>,
 }
 
-struct ProgramEntry {
-    config: Arc<ProgramConfig>,
-    addr: Addr<ProgramActor>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
@@ -66,7 +61,8 @@ enum Phase {
 /// The root actor.
 pub struct Registry {
     config: Arc<Config>,
-    programs: BTreeMap<String, ProgramEntry>,
+    /// One actor per program of `config` (which holds their configs).
+    programs: BTreeMap<String, Addr<ProgramActor>>,
     children: ChildTable,
     listener: Option<Addr<Listener>>,
     /// Programs removed by a reload whose instances are still stopping;
@@ -114,8 +110,7 @@ impl Registry {
         let addr = ProgramActor::new(config.clone(), self.children.clone())
             .with_notifier(events, self.secret_env.clone())
             .start();
-        self.programs
-            .insert(config.name.clone(), ProgramEntry { config, addr });
+        self.programs.insert(config.name.clone(), addr);
     }
 
     /// Resolves user targets into (program, instance indexes); `None` selects
@@ -142,7 +137,7 @@ impl Registry {
                 }
                 None => (target, None),
             };
-            let Some(entry) = self.programs.get(name) else {
+            let Some(numprocs) = self.numprocs(name) else {
                 return Err(TargetError(
                     ErrorKind::UnknownTarget,
                     unknown_program(name, &self.programs),
@@ -152,13 +147,13 @@ impl Registry {
                 None => {
                     chosen.insert(name.to_string(), None);
                 }
-                Some(i) if i >= entry.config.numprocs => {
+                Some(i) if i >= numprocs => {
                     return Err(TargetError(
                         ErrorKind::UnknownTarget,
                         format!(
                             "no such process: {target} ({name} has {} instance(s), {name}:0 to {name}:{})",
-                            entry.config.numprocs,
-                            entry.config.numprocs.saturating_sub(1)
+                            numprocs,
+                            numprocs.saturating_sub(1)
                         ),
                     ));
                 }
@@ -178,13 +173,19 @@ impl Registry {
         Ok(chosen
             .into_iter()
             .filter_map(|(name, indexes)| {
-                let addr = self.programs.get(&name)?.addr.clone();
                 Some(Selection {
-                    addr,
+                    addr: self.programs.get(&name)?.clone(),
+                    numprocs: self.numprocs(&name)?,
                     indexes: indexes.map(sorted),
                 })
             })
             .collect())
+    }
+
+    /// Instances of a running program, from the running config.
+    fn numprocs(&self, name: &str) -> Option<u32> {
+        self.programs.get(name)?;
+        self.config.programs.get(name).map(|p| p.numprocs)
     }
 
     fn selection_or_all(&self, targets: &[String]) -> Result<Vec<Selection>, TargetError> {
@@ -216,7 +217,6 @@ impl Registry {
         let retiring: Vec<_> = self
             .programs
             .values()
-            .map(|e| &e.addr)
             .chain(self.retiring.iter())
             .map(|addr| addr.send(program::Retire))
             .collect();
@@ -405,20 +405,20 @@ impl Registry {
         }
         let mut plan = reload::plan(&self.config, &new);
         for name in &plan.removed {
-            if let Some(entry) = self.programs.remove(name) {
-                let addr = entry.addr.clone();
+            if let Some(addr) = self.programs.remove(name) {
                 self.retiring.push(addr.clone());
-                ctx.spawn(entry.addr.send(program::Retire).into_actor(self).map(
-                    move |_, act, _| {
-                        act.retiring.retain(|a| *a != addr);
-                    },
-                ));
+                ctx.spawn(
+                    addr.send(program::Retire)
+                        .into_actor(self)
+                        .map(move |_, act, _| {
+                            act.retiring.retain(|a| *a != addr);
+                        }),
+                );
             }
         }
         for (config, change) in &plan.changed {
-            if let Some(entry) = self.programs.get_mut(&config.name) {
-                entry.config = config.clone();
-                entry.addr.do_send(program::Apply {
+            if let Some(addr) = self.programs.get(&config.name) {
+                addr.do_send(program::Apply {
                     config: config.clone(),
                     change: *change,
                 });
@@ -456,13 +456,13 @@ impl Registry {
 
     /// `notify-test PROGRAM`: a test mail through the program's rules.
     fn notify_test(&self, name: &str) -> ResponseFuture<ControlReply> {
-        let Some(entry) = self.programs.get(name) else {
+        let Some(program) = self.config.programs.get(name).cloned() else {
             return ready(Response::error(
                 ErrorKind::UnknownTarget,
                 unknown_program(name, &self.programs),
             ));
         };
-        if entry.config.notify.is_empty() {
+        if program.notify.is_empty() {
             return ready(Response::error(
                 ErrorKind::Failed,
                 format!("no notify rules for {name}: add `notify:` to programs.{name}"),
@@ -471,7 +471,6 @@ impl Registry {
         let Some(notifier) = self.notifier.clone() else {
             return ready(Response::error(ErrorKind::Internal, "no notifier running"));
         };
-        let program = entry.config.clone();
         Box::pin(async move {
             ControlReply::Response(match notifier.send(notifier::NotifyTest(program)).await {
                 Ok(Ok(message)) => Response::Done(Done { message }),
@@ -490,11 +489,7 @@ impl Registry {
                 format!("{target:?} names several programs; name one instance, e.g. web:0"),
             ));
         };
-        let numprocs = self
-            .programs
-            .values()
-            .find(|e| e.addr == s.addr)
-            .map_or(0, |e| e.config.numprocs);
+        let numprocs = s.numprocs;
         match &s.indexes {
             Some(list) if list.len() == 1 => Ok((s.addr.clone(), list[0])),
             None if numprocs == 1 => Ok((s.addr.clone(), 0)),
@@ -541,6 +536,7 @@ impl From<TargetError> for Response {
 
 struct Selection {
     addr: Addr<ProgramActor>,
+    numprocs: u32,
     indexes: Option<Vec<u32>>,
 }
 
@@ -549,7 +545,7 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
     v
 }
 
-fn unknown_program(name: &str, programs: &BTreeMap<String, ProgramEntry>) -> String {
+fn unknown_program(name: &str, programs: &BTreeMap<String, Addr<ProgramActor>>) -> String {
     // Damerau-Levenshtein catches transpositions (`wbe`) without suggesting
     // unrelated short names.
     let close = programs
@@ -658,7 +654,6 @@ impl Handler<Shutdown> for Registry {
         let kills: Vec<_> = self
             .programs
             .values()
-            .map(|e| &e.addr)
             .chain(self.retiring.iter())
             .map(|addr| addr.send(program::KillAll))
             .collect();
@@ -685,7 +680,7 @@ impl Handler<ReopenLogs> for Registry {
             tracing::error!(error = %e, "cannot reopen the event log; still writing the old file");
         }
         for entry in self.programs.values() {
-            entry.addr.do_send(program::ReopenOutput);
+            entry.do_send(program::ReopenOutput);
         }
         tracing::info!("log files reopened (SIGUSR2)");
     }

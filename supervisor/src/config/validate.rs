@@ -572,14 +572,7 @@ impl Ctx {
     }
 
     fn exitcodes(&mut self, node: &Node, at: &str) -> Option<Vec<i32>> {
-        let items: Vec<(String, &Node)> = match &node.kind {
-            Kind::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("{at}[{i}]"), &**n))
-                .collect(),
-            _ => vec![(at.to_string(), node)],
-        };
+        let items = one_or_many(node, at);
         let before = self.problems.len();
         let codes: Vec<i32> = items
             .into_iter()
@@ -998,4 +991,17 @@ fn check_listen(text: &str) -> Result<bool, String> {
         return Err(format!("{} is not a valid host name", quote(host)));
     }
     Ok(host.eq_ignore_ascii_case("localhost"))
+}
+
+/// A key that takes one value or a list of them (`exitcodes: 0`,
+/// `exitcodes: [0, 2]`): each item with its own key path (`at[1]`).
+pub(super) fn one_or_many<'n>(node: &'n Node, at: &str) -> Vec<(String, &'n Node)> {
+    match &node.kind {
+        Kind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("{at}[{i}]"), &**n))
+            .collect(),
+        _ => vec![(at.to_string(), node)],
+    }
 }

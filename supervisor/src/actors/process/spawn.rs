@@ -113,24 +113,6 @@ pub fn spawn(
     let Some(exe) = program.argv.first() else {
         return Err(SpawnError::EmptyCommand);
     };
-    if let Some(dir) = &program.workingdir {
-        // Checked here too, for a clear message when it is simply missing.
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(SpawnError::WorkingDir {
-                    dir: dir.clone(),
-                    source: io::Error::from_raw_os_error(libc::ENOTDIR),
-                });
-            }
-            Err(source) => {
-                return Err(SpawnError::WorkingDir {
-                    dir: dir.clone(),
-                    source,
-                });
-            }
-        }
-    }
     for sink in [stdout, stderr].into_iter().flatten() {
         sink.ensure_open().map_err(|source| SpawnError::Output {
             stream: sink.stream(),

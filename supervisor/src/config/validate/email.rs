@@ -10,7 +10,7 @@
 //! `password:` key is refused without echoing its value), and a password
 //! file is only checked for existence and permissions, never read here.
 
-use super::{Ctx, join, unknown_key_message};
+use super::{Ctx, join, one_or_many, unknown_key_message};
 use crate::config::email::{
     DEFAULT_SMTP_TIMEOUT, DEFAULT_THROTTLE, EmailConfig, NotifyEvent, NotifyRule, PasswordSource,
     SmtpConfig, SmtpTls, password_file_problem,
@@ -287,14 +287,7 @@ impl Ctx {
 
     /// One address or a list of them; never empty.
     fn addresses(&mut self, node: &Node, at: &str) -> Option<Vec<Address>> {
-        let items: Vec<(String, &Node)> = match &node.kind {
-            Kind::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("{at}[{i}]"), &**n))
-                .collect(),
-            _ => vec![(at.to_string(), node)],
-        };
+        let items = one_or_many(node, at);
         if items.is_empty() {
             self.report(
                 node.pos,
@@ -438,14 +431,7 @@ impl Ctx {
 
     /// `on:`: one event name or a list; never empty.
     fn events(&mut self, node: &Node, at: &str) -> Option<BTreeSet<NotifyEvent>> {
-        let items: Vec<(String, &Node)> = match &node.kind {
-            Kind::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("{at}[{i}]"), &**n))
-                .collect(),
-            _ => vec![(at.to_string(), node)],
-        };
+        let items = one_or_many(node, at);
         let names = NotifyEvent::ALL.map(NotifyEvent::key).join(", ");
         if items.is_empty() {
             self.report(
