@@ -88,6 +88,8 @@ fn start(args: &Args) -> anyhow::Result<i32> {
     unblock_handled_signals()?;
     abort_on_panic();
     mark_inherited_fds_cloexec();
+    supervisor::actors::process::spawn::reserve_stdio_slots()
+        .context("cannot reserve the descriptors children's stdio passes through")?;
     let mut pidfile = pidfile::Pidfile::acquire(&config.server.pidfile)?;
     let token = auth::Token::load_or_create(&config.server.token_file)?;
     let listener = std::net::TcpListener::bind(&config.server.listen)

@@ -165,6 +165,10 @@ pub fn spawn(
     plan.credentials = credentials;
 
     let pid = vfork::launch(&plan).map_err(|e| match e {
+        LaunchError::Slots(source) => SpawnError::Setup {
+            step: "stdio slots",
+            source,
+        },
         LaunchError::Clone(source) => SpawnError::from_spawn(exe, source),
         LaunchError::Child { stage, error } => match stage {
             Stage::Exec => SpawnError::from_spawn(exe, error),
@@ -203,6 +207,13 @@ pub fn spawn(
         stdout: out.map(|(r, _)| r),
         stderr: err.map(|(r, _)| r),
     })
+}
+
+/// Reserves the descriptors every spawn hands the child's stdio through.
+/// Call once at start-up, before the daemon opens much else: each child
+/// briefly keeps every descriptor numbered below them (see `vfork.rs`).
+pub fn reserve_stdio_slots() -> io::Result<()> {
+    vfork::reserve_stdio_slots()
 }
 
 /// `/dev/null`, opened once (close-on-exec) and shared by every child's
