@@ -512,9 +512,12 @@ fn stdout_capture(
     let mut times = Vec::new();
     let mut cpus = Vec::new();
     let mut baselines = Vec::new();
+    let mut cat_cpus = Vec::new();
     for (i, f) in files.iter().enumerate() {
         // Interleaved, so that both see the same machine.
-        baselines.push(pipe_baseline(ctx, bytes, i)?);
+        let (secs, cat_cpu) = pipe_baseline(ctx, bytes, i)?;
+        baselines.push(secs);
+        cat_cpus.push(cat_cpu);
         let c0 = sys::cpu_ticks(pid).unwrap_or(0);
         let t0 = Instant::now();
         d.start_program(&format!("gen{i}"))?;
@@ -537,6 +540,7 @@ fn stdout_capture(
     let baseline = median(&baselines).unwrap_or(f64::NAN);
     let t = median(&times).unwrap_or(f64::NAN);
     let cpu = median(&cpus).unwrap_or(f64::NAN);
+    let cat_cpu = median(&cat_cpus).unwrap_or(f64::NAN);
     let gib = bytes as f64 / (1u64 << 30) as f64;
     let mut m = Map::new();
     m.insert("bytes".into(), json!(bytes));
@@ -557,28 +561,51 @@ fn stdout_capture(
     );
     m.insert("daemon_cpu_s".into(), json!(round3(cpu)));
     m.insert("daemon_cpu_s_per_gib".into(), json!(round3(cpu / gib)));
+    m.insert("cat_cpu_s_per_gib".into(), json!(round3(cat_cpu / gib)));
     rec.ok("stdout_capture", who, m);
     Ok(())
 }
 
-/// `sh -c 'head -c N /dev/zero | cat > FILE'`, run `i`: seconds.
-fn pipe_baseline(ctx: &Ctx, bytes: u64, i: usize) -> Result<f64, BenchError> {
+/// `head -c N /dev/zero | cat > FILE`, run `i`: its seconds, and `cat`'s
+/// CPU seconds (user + system, from `wait4`). `cat` does what the daemon
+/// does with a child's output, a pipe drained into a file, so its CPU is the
+/// kernel's price of that copy on this machine.
+fn pipe_baseline(ctx: &Ctx, bytes: u64, i: usize) -> Result<(f64, f64), BenchError> {
+    use std::process::{Command, Stdio};
     let f = ctx.path(&format!("baseline-{i}.out"));
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c").arg(format!(
-        "head -c {bytes} /dev/zero | cat > {}",
-        super::fleet::shell_quote(&f.to_string_lossy())
-    ));
-    let t = sys::timed_run(cmd, Duration::from_secs(300))?;
+    let out = std::fs::File::create(&f).map_err(|e| BenchError::io("cannot create", e))?;
+    let t0 = Instant::now();
+    let mut head = Command::new("head")
+        .args(["-c", &bytes.to_string(), "/dev/zero"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| BenchError::io("cannot run head", e))?;
+    let Some(pipe) = head.stdout.take() else {
+        return Err(BenchError::Failed("head has no stdout pipe".into()));
+    };
+    let cat = Command::new("cat")
+        .stdin(Stdio::from(pipe))
+        .stdout(Stdio::from(out))
+        .spawn()
+        .map_err(|e| BenchError::io("cannot run cat", e))?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child
+    // `cat`, which std never waits for (the `Child` is only dropped).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(cat.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let elapsed = t0.elapsed().as_secs_f64();
+    let head_status = head
+        .wait()
+        .map_err(|e| BenchError::io("cannot wait for head", e))?;
     let got = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&f);
-    if t.code != Some(0) || got != bytes {
+    if reaped < 0 || status != 0 || !head_status.success() || got != bytes {
         return Err(BenchError::Failed(format!(
-            "baseline pipe wrote {got} bytes, exit {:?}: {}",
-            t.code, t.stderr
+            "baseline pipe wrote {got} bytes (cat status {status}, head {head_status})"
         )));
     }
-    Ok(t.elapsed.as_secs_f64())
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((elapsed, secs(usage.ru_utime) + secs(usage.ru_stime)))
 }
 
 /// 20 programs each dying every 100 ms: daemon CPU over the window and the

@@ -1,7 +1,7 @@
 //! `stamp`: the benchmark's child process, which timestamps its own life.
 //!
-//! `stamp FILE [EXIT_AFTER_MS [CODE]]` appends `start MONO_NS REAL_NS PID`
-//! to FILE as its very first act, then either sleeps until killed, or waits
+//! `stamp FILE [EXIT_AFTER_MS [CODE]]` reads the clocks as its very first
+//! act, appends `start MONO_NS REAL_NS PID` to FILE, then either sleeps until killed, or waits
 //! `EXIT_AFTER_MS`, appends `exit MONO_NS REAL_NS PID` and exits with `CODE`
 //! (default 1). With `EXIT_AFTER_MS` = 0 it exits at once.
 //!
@@ -10,7 +10,9 @@
 //! the supervisor took to notice the death and exec a replacement, measured
 //! by the children themselves rather than by the supervisor. It is a Rust
 //! binary (not a script) so that its own start-up is a fraction of a
-//! millisecond and the figures measure the supervisor. Each line is one
+//! millisecond and the figures measure the supervisor; the benchmark builds
+//! it statically linked (no dynamic loader between `execve` and `main`),
+//! see `bench.rs`. Each line is one
 //! `write(2)` on an `O_APPEND` file, so several writers never interleave.
 //!
 //! Exit codes: CODE as asked; 2 on a usage error or when FILE cannot be
@@ -31,15 +33,19 @@ fn clock(id: libc::clockid_t) -> u128 {
     u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u128::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-fn stamp(file: &mut std::fs::File, what: &str) -> std::io::Result<()> {
-    // Read the clocks first: the formatting is not part of the measurement.
-    let mono = clock(libc::CLOCK_MONOTONIC);
-    let real = clock(libc::CLOCK_REALTIME);
+/// Both clocks, read back to back.
+fn now() -> (u128, u128) {
+    (clock(libc::CLOCK_MONOTONIC), clock(libc::CLOCK_REALTIME))
+}
+
+fn stamp(file: &mut std::fs::File, what: &str, (mono, real): (u128, u128)) -> std::io::Result<()> {
     let line = format!("{what} {mono} {real} {}\n", std::process::id());
     file.write_all(line.as_bytes())
 }
 
 fn main() {
+    // Before parsing or opening anything: none of that is the supervisor's.
+    let started = now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(path) = args.first() else {
         eprintln!("usage: stamp FILE [EXIT_AFTER_MS [CODE]]");
@@ -61,7 +67,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = stamp(&mut file, "start") {
+    if let Err(e) = stamp(&mut file, "start", started) {
         eprintln!("stamp: cannot write {path}: {e}");
         std::process::exit(2);
     }
@@ -72,7 +78,7 @@ fn main() {
         },
         Some(ms) => {
             std::thread::sleep(Duration::from_millis(ms));
-            if let Err(e) = stamp(&mut file, "exit") {
+            if let Err(e) = stamp(&mut file, "exit", now()) {
                 eprintln!("stamp: cannot write {path}: {e}");
                 std::process::exit(2);
             }
