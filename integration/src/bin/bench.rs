@@ -135,6 +135,7 @@ fn main() -> ExitCode {
 }
 
 fn run(opts: &Options, args: &[String]) -> Result<(), String> {
+    let began = std::time::Instant::now();
     let nofile = sys::raise_fd_limit(WANT_NOFILE);
     let load_start = sys::loadavg();
     eprintln!("bench: building the release binaries (a no-op when fresh)...");
@@ -184,6 +185,8 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
         "{}",
         header(args, nofile, load_start, &sv_version, stamp_kind)
     );
+    let took = began.elapsed().as_secs();
+    println!("took: {}m{:02}s, builds included", took / 60, took % 60);
     println!();
     print!(
         "{}",
