@@ -51,6 +51,8 @@ pub struct DaemonBuilder {
     /// `/dev/null` opened as these descriptor numbers in the daemon, without
     /// close-on-exec, as a careless parent would leave them.
     leaked_fds: Vec<i32>,
+    /// RLIMIT_NOFILE, soft and hard, for the daemon.
+    fd_limit: Option<u64>,
 }
 
 impl DaemonBuilder {
@@ -66,6 +68,7 @@ impl DaemonBuilder {
             env: Vec::new(),
             blocked_and_ignored: Vec::new(),
             leaked_fds: Vec::new(),
+            fd_limit: None,
         })
     }
 
@@ -102,6 +105,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Starts the daemon with at most `n` descriptors (soft and hard limit:
+    /// it cannot raise it).
+    pub fn fd_limit(mut self, n: u64) -> Self {
+        self.fd_limit = Some(n);
+        self
+    }
+
     /// Writes the config, starts `taskmasterd -c DIR/taskmaster.yaml` and
     /// waits (10 s) for its `listening on ADDR` line.
     pub fn start(self) -> Result<TestDaemon, HarnessError> {
@@ -135,7 +145,12 @@ impl DaemonBuilder {
             .iter()
             .map(|(f, fd)| (std::os::fd::AsRawFd::as_raw_fd(f), *fd))
             .collect();
-        // SAFETY: dup2 only, on descriptors numbered before the fork; dup2
+        let fd_limit = self.fd_limit.map(|n| libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n,
+        });
+        // SAFETY: dup2 and setrlimit only (async-signal-safe), on
+        // descriptors numbered and a limit built before the fork; dup2
         // leaves the copy without close-on-exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -143,6 +158,11 @@ impl DaemonBuilder {
                     if libc::dup2(from, to) == -1 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                if let Some(limit) = &fd_limit
+                    && libc::setrlimit(libc::RLIMIT_NOFILE, limit) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });

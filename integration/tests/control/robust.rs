@@ -239,6 +239,58 @@ fn connections_beyond_256_get_busy_not_a_hang() -> TestResult {
 }
 
 #[test]
+fn the_control_socket_answers_when_the_fleet_holds_every_descriptor() -> TestResult {
+    // 64 descriptors, ~20 for the daemon itself, 4 per captured instance
+    // (two log files, two pipes): 30 instances cannot all start, and those
+    // that do leave nothing free; the others fail to spawn, into BACKOFF.
+    let daemon = integration::DaemonBuilder::new()?
+        .fd_limit(64)
+        .config(
+            "programs:\n  hog:\n    cmd: \"sleep 1000\"\n    numprocs: 30\n    starttime: 0\n    \
+             startretries: 1000\n",
+        )
+        .start()?;
+    let starved = integration::wait_until(Duration::from_secs(10), || {
+        daemon.events("hog", "Too many open files").len() >= 3
+    });
+    assert!(
+        starved,
+        "never ran out of descriptors\n{}",
+        daemon.diagnostics()
+    );
+    // Still starved (spawns keep failing), yet the operator gets in: the
+    // status lists every instance, some of them not running.
+    let out = daemon.ctl(["status", "--json"])?;
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}\n{}",
+        out.combined(),
+        daemon.diagnostics()
+    );
+    let list: Vec<Value> = serde_json::from_str(&out.stdout)?;
+    assert_eq!(list.len(), 30, "{}", out.stdout);
+    let running = list.iter().filter(|p| p["state"] == "RUNNING").count();
+    assert!(
+        running > 0 && running < 30,
+        "{running} running: {}",
+        out.stdout
+    );
+    // ...and can act: stopping the fleet frees its descriptors.
+    let out = daemon.ctl(["stop", "hog"])?;
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}\n{}",
+        out.combined(),
+        daemon.diagnostics()
+    );
+    let log = daemon.event_log();
+    assert!(log.contains("using the reserved one"), "{log}");
+    Ok(())
+}
+
+#[test]
 fn a_silent_client_is_not_answered_then_timed_out_after_10_s() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
     running_pid(&daemon, "victim:0")?;

@@ -2,8 +2,17 @@
 //!
 //! It owns the bound socket and the session count: beyond [`MAX_SESSIONS`]
 //! live sessions a newcomer gets one `busy` error line and is closed, instead
-//! of hanging. An accept error (e.g. out of file descriptors) pauses accepting
-//! briefly rather than spinning.
+//! of hanging. An accept error pauses accepting briefly rather than spinning.
+//!
+//! Out of file descriptors (a fleet that holds them all, its other instances
+//! failing to spawn into BACKOFF), the operator must still be able to connect
+//! and stop something: the Listener keeps one descriptor in reserve (open on
+//! `/dev/null`), and when `accept` fails with EMFILE or ENFILE it closes the
+//! reserve and accepts again at once, in the slot just freed. The reserve is
+//! taken back as soon as a descriptor is free again: at the next accept, and
+//! right after a session ends (its socket's slot), before anything else can
+//! take that slot. One connection is guaranteed; more as descriptors free
+//! up.
 //!
 //! Handles: [`StopAccepting`] (shutdown). Sends: nothing; starts sessions.
 //! Stops: on [`StopAccepting`], which closes the socket.
@@ -69,9 +78,24 @@ impl Actor for Listener {
         };
         let me = ctx.address();
         let accept_loop = async move {
+            let mut retry = false;
             loop {
+                // Not right before a retry: that would retake the slot the
+                // retry needs.
+                if !retry {
+                    refill_reserve();
+                }
+                retry = false;
                 match listener.accept().await {
                     Ok((stream, peer)) => me.do_send(Accepted { stream, peer }),
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                            && release_reserve() =>
+                    {
+                        tracing::warn!(error = %e,
+                            "out of file descriptors: using the reserved one for a control connection");
+                        retry = true;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed; pausing");
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -81,6 +105,28 @@ impl Actor for Listener {
         };
         ctx.spawn(accept_loop.into_actor(self));
     }
+}
+
+/// The descriptor kept for a control connection when every other is taken.
+static RESERVE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+fn reserve() -> std::sync::MutexGuard<'static, Option<std::fs::File>> {
+    RESERVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes a descriptor back into the reserve, if it is empty and one is free.
+fn refill_reserve() {
+    let mut reserve = reserve();
+    if reserve.is_none() {
+        *reserve = std::fs::File::open("/dev/null").ok();
+    }
+}
+
+/// Closes the reserve (its slot is free now); false if it was empty.
+fn release_reserve() -> bool {
+    reserve().take().is_some()
 }
 
 /// A new connection.
@@ -153,5 +199,12 @@ impl SessionSlot {
 impl Drop for SessionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        // Once the session is gone its socket is closed: refill the reserve
+        // with that slot. Deferred to the next turn (the socket closes with
+        // the actor's context, after this field); no arbiter, no refill (the
+        // daemon is exiting).
+        if let Some(arbiter) = actix::Arbiter::try_current() {
+            arbiter.spawn(async { refill_reserve() });
+        }
     }
 }
