@@ -88,17 +88,18 @@ impl Actor for Listener {
                 retry = false;
                 match listener.accept().await {
                     Ok((stream, peer)) => me.do_send(Accepted { stream, peer }),
-                    Err(e)
-                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-                            && release_reserve() =>
-                    {
-                        tracing::warn!(error = %e,
-                            "out of file descriptors: using the reserved one for a control connection");
-                        retry = true;
-                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed; pausing");
-                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        let out_of_fds =
+                            matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                        // Closing the reserve frees the slot the retry takes.
+                        if out_of_fds && release_reserve() {
+                            tracing::warn!(error = %e,
+                                "out of file descriptors: using the reserved one for a control connection");
+                            retry = true;
+                        } else {
+                            tracing::warn!(error = %e, "accept failed; pausing");
+                            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        }
                     }
                 }
             }

@@ -7,8 +7,10 @@
 //! then writes takes a copy-on-write fault. Measured on a crash loop of 200
 //! spawns a second, that was about 40% of the daemon's CPU. Here the child
 //! borrows the daemon's memory and stack-less thread of control until it
-//! calls `execve`; the daemon's only thread is suspended meanwhile, so
-//! nothing changes under the child's feet.
+//! calls `execve`; the spawning thread (the System's) is suspended
+//! meanwhile, and no other thread of the daemon (there is only tokio's
+//! blocking pool, for an SMTP host's DNS lookup) touches what the child
+//! reads, so nothing changes under the child's feet.
 //!
 //! What keeps it sound:
 //! - Everything is prepared before the clone ([`Plan`], the argument and
@@ -21,7 +23,9 @@
 //! - Credentials change by raw system calls: glibc's `setuid` would try to
 //!   synchronise the threads it believes the process has (the daemon's).
 //! - The descriptor table is shared at first (`CLONE_FILES`), and the child
-//!   touches it only to leave it: see below.
+//!   changes no descriptor before it has left it: see below. A descriptor
+//!   another thread opens meanwhile is at most copied into the child's
+//!   table and closed there.
 //! - A failure before `execve` (or of `execve`) is written, with the step it
 //!   happened in, to a slot in the daemon's memory; the child then exits
 //!   127 and the Reaper collects it like any unknown pid. `clone` returns
