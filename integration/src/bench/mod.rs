@@ -99,9 +99,9 @@ pub trait Daemon {
     /// Asks for every instance of `program` to start, without waiting.
     fn start_program(&self, program: &str) -> Result<(), BenchError>;
     /// `taskmasterctl status --json` / `supervisorctl status`, timed.
-    fn cli_status(&self) -> Result<sys::Timed, BenchError>;
+    fn cli_status(&self) -> Result<crate::CmdOutput, BenchError>;
     /// `taskmasterctl stop all` / `supervisorctl stop all`, timed.
-    fn cli_stop_all(&self) -> Result<sys::Timed, BenchError>;
+    fn cli_stop_all(&self) -> Result<crate::CmdOutput, BenchError>;
     /// Writes `fleet` as the config and makes the daemon apply it: SIGHUP
     /// for taskmaster, `supervisorctl update` for supervisord (its SIGHUP
     /// restarts every process). Returns once the trigger is sent (taskmaster)

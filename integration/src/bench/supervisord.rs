@@ -13,8 +13,8 @@
 //! call; the timed client figures use the real `supervisorctl`.
 
 use super::fleet::Fleet;
-use super::sys::{Timed, timed_run};
 use super::{BenchError, CALL_TIMEOUT, Daemon, Impl, Instance, Launcher};
+use crate::{CmdOutput, run_with_timeout};
 use crate::{procfs, wait_until};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -233,10 +233,10 @@ impl Supervisord {
         Ok(body.to_string())
     }
 
-    fn ctl(&self, args: &[&str]) -> Result<Timed, BenchError> {
+    fn ctl(&self, args: &[&str]) -> Result<CmdOutput, BenchError> {
         let mut cmd = Command::new(&self.launcher.supervisorctl);
         cmd.arg("-c").arg(&self.conf).args(args);
-        timed_run(cmd, CALL_TIMEOUT)
+        Ok(run_with_timeout(cmd, CALL_TIMEOUT)?)
     }
 
     /// Every process that belongs to this supervisord: its descendants and
@@ -287,12 +287,12 @@ impl Daemon for Supervisord {
         .map(drop)
     }
 
-    fn cli_status(&self) -> Result<Timed, BenchError> {
+    fn cli_status(&self) -> Result<CmdOutput, BenchError> {
         // Exit status 3 only says some process is not RUNNING.
         self.ctl(&["status"])
     }
 
-    fn cli_stop_all(&self) -> Result<Timed, BenchError> {
+    fn cli_stop_all(&self) -> Result<CmdOutput, BenchError> {
         let out = self.ctl(&["stop", "all"])?;
         if out.code != Some(0) {
             return Err(BenchError::Failed(format!(

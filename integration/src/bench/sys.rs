@@ -3,20 +3,12 @@
 //! Every figure is taken from outside the supervisor, the way a user would:
 //! CPU time is `utime + stime` of `/proc/PID/stat` (clock ticks), memory is
 //! `VmRSS` of `/proc/PID/status`, children come from
-//! `/proc/PID/task/*/children`. [`timed_run`] times a client command from
-//! spawn to exit with a blocking `wait` (no polling, so no polling
-//! granularity in the figure) and a watchdog thread that kills its process
-//! group when it overruns.
+//! `/proc/PID/task/*/children`. Client commands are timed by the harness's
+//! [`crate::run_with_timeout`]: spawn to exit, a blocking `wait` (no polling
+//! granularity in the figure), a watchdog that kills the process group when
+//! it overruns.
 
-use super::BenchError;
-use crate::cmd::{drain, join};
 use crate::procfs;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 /// Clock ticks per second of `/proc/PID/stat` times.
 pub fn ticks_per_second() -> u64 {
@@ -161,63 +153,6 @@ pub fn median(values: &[f64]) -> Option<f64> {
     percentile(&v, 50.0)
 }
 
-/// A finished client command.
-#[derive(Debug, Clone)]
-pub struct Timed {
-    /// From just before `spawn` to the return of `wait`.
-    pub elapsed: Duration,
-    /// `None` when killed by a signal.
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `cmd` (stdin `/dev/null`, in its own process group) and times it.
-/// Past `timeout` its group is SIGKILLed and this is an error.
-pub fn timed_run(mut cmd: Command, timeout: Duration) -> Result<Timed, BenchError> {
-    let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| BenchError::io(format!("cannot run {what}"), e))?;
-    let group = Pid::from_raw(child.id() as i32);
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let (done, watch) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        let overran = matches!(
-            watch.recv_timeout(timeout),
-            Err(mpsc::RecvTimeoutError::Timeout)
-        );
-        if overran {
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-        overran
-    });
-    let status = child.wait();
-    let elapsed = start.elapsed();
-    let _ = done.send(());
-    let overran = watchdog.join().unwrap_or(false);
-    let status = status.map_err(|e| BenchError::io(format!("cannot wait for {what}"), e))?;
-    let stdout = join(out);
-    let stderr = join(err);
-    if overran {
-        return Err(BenchError::Timeout(format!(
-            "{what} still running after {timeout:?}; stderr: {stderr}"
-        )));
-    }
-    Ok(Timed {
-        elapsed,
-        code: status.code(),
-        stdout,
-        stderr,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,22 +174,5 @@ mod tests {
         assert!(cpu_ticks(me).is_some());
         assert!(rss_mib(me).is_some_and(|m| m > 0.0));
         assert!(threads(me).is_some_and(|t| t >= 1));
-    }
-
-    #[test]
-    fn timed_run_reports_output_and_times_out() -> Result<(), BenchError> {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo hi; exit 3"]);
-        let t = timed_run(cmd, Duration::from_secs(10))?;
-        assert_eq!((t.code, t.stdout.as_str()), (Some(3), "hi\n"));
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30");
-        let start = Instant::now();
-        assert!(matches!(
-            timed_run(cmd, Duration::from_millis(100)),
-            Err(BenchError::Timeout(_))
-        ));
-        assert!(start.elapsed() < Duration::from_secs(10));
-        Ok(())
     }
 }

@@ -7,8 +7,8 @@
 //! bench itself is a release build (a no-op when they are fresh).
 
 use super::fleet::Fleet;
-use super::sys::{Timed, timed_run};
 use super::{BenchError, CALL_TIMEOUT, Daemon, Impl, Instance, Launcher};
+use crate::{CmdOutput, run_with_timeout};
 use crate::{DaemonBuilder, TestDaemon, bins};
 use nix::sys::signal::Signal;
 use proto::{Client, Request, Response, StartRequest, StatusRequest};
@@ -58,7 +58,7 @@ impl Taskmaster {
         }
     }
 
-    fn ctl(&self, args: &[&str]) -> Result<Timed, BenchError> {
+    fn ctl(&self, args: &[&str]) -> Result<CmdOutput, BenchError> {
         let mut cmd = Command::new(bins::taskmasterctl()?);
         cmd.arg("--server")
             .arg(self.daemon.addr())
@@ -67,7 +67,7 @@ impl Taskmaster {
             .args(args)
             .current_dir(self.daemon.dir())
             .env("NO_COLOR", "1");
-        let out = timed_run(cmd, CALL_TIMEOUT)?;
+        let out = run_with_timeout(cmd, CALL_TIMEOUT)?;
         if out.code != Some(0) {
             return Err(BenchError::Failed(format!(
                 "taskmasterctl {} exited {:?}: {}",
@@ -108,11 +108,11 @@ impl Daemon for Taskmaster {
         .map(drop)
     }
 
-    fn cli_status(&self) -> Result<Timed, BenchError> {
+    fn cli_status(&self) -> Result<CmdOutput, BenchError> {
         self.ctl(&["status", "--json"])
     }
 
-    fn cli_stop_all(&self) -> Result<Timed, BenchError> {
+    fn cli_stop_all(&self) -> Result<CmdOutput, BenchError> {
         self.ctl(&["stop", "all"])
     }
 
