@@ -411,6 +411,14 @@ impl TestDaemon {
         Ok(self.info(name)?.map(|p| p.state))
     }
 
+    /// The pid of `name` once it is RUNNING (within [`crate::SOON`]).
+    pub fn running_pid(&self, name: &str) -> Result<u32, HarnessError> {
+        let info = self.wait_for_state(name, ProcessState::Running, crate::SOON)?;
+        info.pid.ok_or_else(|| {
+            HarnessError::Unexpected(format!("{name} is RUNNING without a pid: {info:?}"))
+        })
+    }
+
     /// Polls until `name` is in `state`; the error tells the last status seen
     /// and the event log.
     pub fn wait_for_state(

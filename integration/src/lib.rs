@@ -67,6 +67,10 @@ impl HarnessError {
     }
 }
 
+/// How long tests wait for what should happen at once (a start, a
+/// restart, a reply): generous, for a loaded 2-core machine.
+pub const SOON: Duration = Duration::from_secs(10);
+
 /// The error type tests return: anything, reported with its message.
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 

@@ -3,10 +3,7 @@
 //! (0 ok, 1 failed, 2 usage, 3 unreachable/refused), `--json`, and finding
 //! the daemon through `-c CONFIG`.
 
-use crate::{
-    Background, SOON, TestResult, assert_code, ctl_expect, ctl_piped, ctl_raw, free_port,
-    running_pid,
-};
+use crate::{Background, SOON, TestResult, assert_code, ctl_expect, ctl_piped, ctl_raw, free_port};
 use integration::{CmdOutput, DaemonBuilder, TestDaemon, bins, procfs, wait_until};
 use proto::ProcessState;
 use serde_json::Value;
@@ -52,7 +49,7 @@ fn names(out: &CmdOutput) -> Vec<String> {
 fn started_fleet() -> TestResult<TestDaemon> {
     let daemon = TestDaemon::start(FLEET)?;
     for name in ["web:0", "web:1", "worker:0"] {
-        running_pid(&daemon, name)?;
+        daemon.running_pid(name)?;
     }
     daemon.wait_for_state("once:0", ProcessState::Exited, SOON)?;
     Ok(daemon)
@@ -76,7 +73,7 @@ fn status_and_pid_with_every_target_form() -> TestResult {
         "{}",
         out.stdout
     );
-    let web0 = running_pid(&daemon, "web:0")?;
+    let web0 = daemon.running_pid("web:0")?;
     assert!(
         out.stdout.contains(&format!("pid {web0}, uptime ")),
         "{}",
@@ -126,12 +123,12 @@ fn status_and_pid_with_every_target_form() -> TestResult {
 #[test]
 fn start_stop_restart_signal_with_every_target_form() -> TestResult {
     let daemon = started_fleet()?;
-    let web0 = running_pid(&daemon, "web:0")?;
-    let web1 = running_pid(&daemon, "web:1")?;
+    let web0 = daemon.running_pid("web:0")?;
+    let web1 = daemon.running_pid("web:1")?;
 
     let out = ctl_expect(&daemon, &["start", "idle"], 0)?;
     assert_eq!(out.stdout, "idle:0: started\n");
-    let idle = running_pid(&daemon, "idle:0")?;
+    let idle = daemon.running_pid("idle:0")?;
     assert!(procfs::is_alive(idle));
     let out = ctl_expect(&daemon, &["start", "idle:0"], 0)?;
     assert!(out.stdout.contains("already running"), "{out:?}");
@@ -140,7 +137,7 @@ fn start_stop_restart_signal_with_every_target_form() -> TestResult {
     let out = ctl_expect(&daemon, &["stop", "web:1"], 0)?;
     assert_eq!(out.stdout, "web:1: stopped\n");
     assert!(!procfs::is_alive(web1));
-    assert_eq!(running_pid(&daemon, "web:0")?, web0);
+    assert_eq!(daemon.running_pid("web:0")?, web0);
     assert_eq!(
         daemon.state_of("web:1")?,
         Some(ProcessState::Stopped),
@@ -152,20 +149,17 @@ fn start_stop_restart_signal_with_every_target_form() -> TestResult {
     let out = ctl_expect(&daemon, &["start", "web:1", "idle"], 0)?;
     assert!(out.stdout.contains("web:1: started"), "{out:?}");
     assert!(out.stdout.contains("idle:0: already running"), "{out:?}");
-    let web1 = running_pid(&daemon, "web:1")?;
+    let web1 = daemon.running_pid("web:1")?;
 
     // NAME: every instance gets a new process.
     let out = ctl_expect(&daemon, &["restart", "web"], 0)?;
     assert_eq!(out.stdout, "web:0: started\nweb:1: started\n");
-    let (new0, new1) = (
-        running_pid(&daemon, "web:0")?,
-        running_pid(&daemon, "web:1")?,
-    );
+    let (new0, new1) = (daemon.running_pid("web:0")?, daemon.running_pid("web:1")?);
     assert!(new0 != web0 && new1 != web1, "restart kept a pid");
     assert!(!procfs::is_alive(web0) && !procfs::is_alive(web1));
 
     // signal: delivered to the group (the trap prints), the process lives on.
-    let worker = running_pid(&daemon, "worker:0")?;
+    let worker = daemon.running_pid("worker:0")?;
     let out = ctl_expect(&daemon, &["signal", "USR1", "worker"], 0)?;
     assert!(out.stdout.starts_with("worker:0: "), "{out:?}");
     let mut tail = String::new();
@@ -179,7 +173,7 @@ fn start_stop_restart_signal_with_every_target_form() -> TestResult {
         }),
         "the USR1 trap never ran: {tail}"
     );
-    assert_eq!(running_pid(&daemon, "worker:0")?, worker);
+    assert_eq!(daemon.running_pid("worker:0")?, worker);
     let out = ctl_expect(&daemon, &["signal", "SIGUSR1", "worker:0"], 0)?;
     assert!(out.stdout.starts_with("worker:0: "), "{out:?}");
 
@@ -224,7 +218,7 @@ programs:
     starttime: 0
 "#,
     )?;
-    running_pid(&daemon, "worker:0")?;
+    daemon.running_pid("worker:0")?;
     let mut out = None;
     assert!(wait_until(SOON, || {
         out = daemon.ctl(["tail", "worker", "stderr"]).ok();
@@ -242,7 +236,7 @@ programs:
     ctl_expect(&daemon, &["tail", "worker", "stdlog"], 2)?;
 
     // -f: the lines so far, then new ones as they come.
-    running_pid(&daemon, "ticker:0")?;
+    daemon.running_pid("ticker:0")?;
     let mut cmd = Command::new(bins::taskmasterctl()?);
     cmd.arg("--server")
         .arg(daemon.addr())
@@ -304,10 +298,10 @@ fn version_help_and_reload() -> TestResult {
     assert!(out.stdout.starts_with("usage: start"), "{out:?}");
     ctl_expect(&daemon, &["help", "nope"], 2)?;
 
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     let out = ctl_expect(&daemon, &["reload"], 0)?;
     assert!(out.stdout.contains("unchanged: 1 (web)"), "{out:?}");
-    assert_eq!(running_pid(&daemon, "web:0")?, pid);
+    assert_eq!(daemon.running_pid("web:0")?, pid);
     ctl_expect(&daemon, &["reload", "now"], 2)?;
     Ok(())
 }
@@ -316,7 +310,7 @@ fn version_help_and_reload() -> TestResult {
 fn usage_errors_exit_2_and_send_nothing() -> TestResult {
     let daemon =
         TestDaemon::start("programs:\n  web:\n    cmd: \"sleep 1000\"\n    starttime: 0\n")?;
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     for args in [
         &["frobnicate"][..],
         &["frobnicate", "web"],
@@ -336,7 +330,7 @@ fn usage_errors_exit_2_and_send_nothing() -> TestResult {
         assert!(out.stderr.starts_with("error: "), "{args:?}: {out:?}");
     }
     // Nothing reached the daemon: web was neither stopped nor signalled.
-    assert_eq!(running_pid(&daemon, "web:0")?, pid);
+    assert_eq!(daemon.running_pid("web:0")?, pid);
     assert_eq!(daemon.count_events("web:0", "stop"), 0);
     Ok(())
 }
@@ -422,8 +416,8 @@ fn piped_commands_run_in_order_and_the_worst_code_wins() -> TestResult {
     let daemon = TestDaemon::start(
         "programs:\n  web:\n    cmd: \"sleep 1000\"\n    numprocs: 2\n    starttime: 0\n",
     )?;
-    let web0 = running_pid(&daemon, "web:0")?;
-    let web1 = running_pid(&daemon, "web:1")?;
+    let web0 = daemon.running_pid("web:0")?;
+    let web1 = daemon.running_pid("web:1")?;
     let out = ctl_piped(&daemon, "status\nstop web\n", &[])?;
     assert_code(&out, 0);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -476,7 +470,7 @@ fn config_file_gives_the_address_and_token() -> TestResult {
         ))
         .start()?;
     assert_eq!(daemon.addr(), format!("127.0.0.1:{port}"));
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     let config = daemon.config_path();
     let config = config.to_str().ok_or("non-UTF-8 temp path")?;
     // From another directory: the token is found next to the config.
@@ -495,7 +489,7 @@ fn config_file_gives_the_address_and_token() -> TestResult {
 fn a_config_with_a_bad_program_still_connects() -> TestResult {
     let daemon =
         TestDaemon::start("programs:\n  web:\n    cmd: \"sleep 1000\"\n    starttime: 0\n")?;
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     // The daemon would reject this file; the client reads only `server:`.
     let client_config = daemon.path("client.yaml");
     std::fs::write(
@@ -516,7 +510,7 @@ fn a_config_with_a_bad_program_still_connects() -> TestResult {
 fn unreachable_daemon_and_refused_tokens_exit_3() -> TestResult {
     let daemon =
         TestDaemon::start("programs:\n  web:\n    cmd: \"sleep 1000\"\n    starttime: 0\n")?;
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     let token = daemon.token_path();
     let token = token.to_str().ok_or("non-UTF-8 temp path")?;
     let dir = daemon.dir();
@@ -572,6 +566,6 @@ fn unreachable_daemon_and_refused_tokens_exit_3() -> TestResult {
     assert_code(&out, 3);
 
     // None of them did anything.
-    assert_eq!(running_pid(&daemon, "web:0")?, pid);
+    assert_eq!(daemon.running_pid("web:0")?, pid);
     Ok(())
 }

@@ -18,6 +18,7 @@ mod robust;
 mod shell;
 mod waits;
 
+use integration::SOON;
 use integration::{CmdOutput, HarnessError, TestDaemon, bins, run_with_timeout};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -27,9 +28,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// Generous bound for things that normally take milliseconds (2 shared cores).
-const SOON: Duration = Duration::from_secs(10);
 
 type TestResult<T = ()> = integration::TestResult<T>;
 
@@ -84,18 +82,10 @@ fn ctl_piped(daemon: &TestDaemon, input: &str, args: &[&str]) -> Result<CmdOutpu
     run_with_timeout(cmd, SOON)
 }
 
-/// Waits until `name` is RUNNING and returns its pid.
-fn running_pid(daemon: &TestDaemon, name: &str) -> TestResult<u32> {
-    let info = daemon.wait_for_state(name, ProcessState::Running, SOON)?;
-    Ok(info
-        .pid
-        .ok_or_else(|| format!("{name} is RUNNING without a pid: {info:?}"))?)
-}
-
 /// Kills `pid` with SIGKILL and waits until the daemon has restarted it with
 /// a new pid: supervision is still going on.
 fn supervision_goes_on(daemon: &TestDaemon, name: &str) -> TestResult {
-    let old = running_pid(daemon, name)?;
+    let old = daemon.running_pid(name)?;
     nix::sys::signal::kill(Pid::from_raw(old as i32), Signal::SIGKILL)?;
     let info = daemon.wait_for(name, SOON, "restarted with a new pid", |p| {
         p.state == ProcessState::Running && p.pid.is_some_and(|p| p != old)

@@ -5,7 +5,7 @@
 //! why, and a storm of SIGHUPs while the file changes leaves the daemon up,
 //! consistent with the file, and without duplicates.
 
-use crate::{SOON, TestResult, ctl_expect, running_pid};
+use crate::{SOON, TestResult, ctl_expect};
 use integration::{TestDaemon, procfs, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -441,8 +441,8 @@ fn shutdown_waits_for_programs_removed_by_a_reload() -> TestResult {
         "programs:\n  keep: {{cmd: \"sleep 1000\", starttime: 0}}\n  slow: {{cmd: \"{slow}\", starttime: 0, stoptime: 10}}\n"
     );
     let mut daemon = integration::DaemonBuilder::new()?.config(&v1).start()?;
-    let slow_pid = running_pid(&daemon, "slow:0")?;
-    running_pid(&daemon, "keep:0")?;
+    let slow_pid = daemon.running_pid("slow:0")?;
+    daemon.running_pid("keep:0")?;
     let mut tree = Vec::new();
     assert!(wait_until(SOON, || {
         tree = daemon.descendants();

@@ -4,7 +4,7 @@
 //! client's `status` still answers and supervision goes on (a child killed
 //! meanwhile is restarted with a new pid).
 
-use crate::{SOON, TestResult, running_pid, supervision_goes_on};
+use crate::{SOON, TestResult, supervision_goes_on};
 use integration::TestDaemon;
 use proto::{Request, Response, StatusRequest};
 use serde_json::Value;
@@ -116,7 +116,7 @@ fn good_status(daemon: &TestDaemon) -> TestResult {
 #[test]
 fn a_wrong_token_is_refused_after_a_delay_and_closed() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     let mut bad = Raw::connect(&daemon)?;
     bad.send(&hello("not-the-token"))?;
     let sent = Instant::now();
@@ -135,7 +135,7 @@ fn a_wrong_token_is_refused_after_a_delay_and_closed() -> TestResult {
 #[test]
 fn a_request_without_hello_is_refused_and_closed() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     let mut bad = Raw::connect(&daemon)?;
     bad.send(r#"{"type":"stop","data":{"targets":["all"]}}"#)?;
     good_status(&daemon)?;
@@ -144,7 +144,7 @@ fn a_request_without_hello_is_refused_and_closed() -> TestResult {
     assert_eq!(kind, "auth", "{message}");
     assert!(bad.closed()?, "the connection stayed open");
     // The stop was not executed.
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     assert_eq!(daemon.count_events("victim:0", "stop"), 0);
     Ok(())
 }
@@ -152,7 +152,7 @@ fn a_request_without_hello_is_refused_and_closed() -> TestResult {
 #[test]
 fn a_1_mib_line_gets_too_large_and_a_close() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     let token = daemon.token()?;
     // Authenticated first, then unauthenticated: both are cut off.
     for authenticate in [true, false] {
@@ -185,7 +185,7 @@ fn a_1_mib_line_gets_too_large_and_a_close() -> TestResult {
 #[test]
 fn connections_beyond_256_get_busy_not_a_hang() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     // A good client connected before the flood keeps being served.
     let mut good = daemon.client()?;
     good.set_read_timeout(Some(SOON))?;
@@ -293,7 +293,7 @@ fn the_control_socket_answers_when_the_fleet_holds_every_descriptor() -> TestRes
 #[test]
 fn a_silent_client_is_not_answered_then_timed_out_after_10_s() -> TestResult {
     let daemon = TestDaemon::start(FLEET)?;
-    running_pid(&daemon, "victim:0")?;
+    daemon.running_pid("victim:0")?;
     let connected = Instant::now();
     let mut silent = Raw::connect(&daemon)?;
     assert!(

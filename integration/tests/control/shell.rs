@@ -2,7 +2,7 @@
 //! Tab completes a live program name (learnt from the daemon's `status`),
 //! and the history file carries a command from one session to the next.
 
-use crate::{TestResult, running_pid};
+use crate::TestResult;
 use integration::{TestDaemon, bins};
 use rexpect::reader::Options;
 use rexpect::session::{PtySession, spawn_with_options};
@@ -43,8 +43,8 @@ programs:
     starttime: 0
 "#,
     )?;
-    let pid = running_pid(&daemon, "webserver:0")?;
-    running_pid(&daemon, "worker:0")?;
+    let pid = daemon.running_pid("webserver:0")?;
+    daemon.running_pid("worker:0")?;
     let dir = tempfile::tempdir()?;
     let history = dir.path().join("history");
 

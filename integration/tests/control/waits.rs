@@ -4,7 +4,7 @@
 //! gone, SIGKILL after `stoptime`), `shutdown` (everything gone, daemon exits
 //! 0), and concurrent starts (one spawn).
 
-use crate::{SOON, TestResult, ctl_expect, running_pid};
+use crate::{SOON, TestResult, ctl_expect};
 use integration::{TestDaemon, procfs, wait_until};
 use proto::ProcessState;
 use std::time::Duration;
@@ -112,7 +112,7 @@ programs:
     starttime: 0
 "#,
     )?;
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     let mut group = Vec::new();
     assert!(wait_until(SOON, || {
         group = procfs::group_members(pid);
@@ -139,7 +139,7 @@ programs:
     stoptime: 1
 "#,
     )?;
-    let pid = running_pid(&daemon, "stubborn:0")?;
+    let pid = daemon.running_pid("stubborn:0")?;
     let mut group = Vec::new();
     assert!(wait_until(SOON, || {
         group = procfs::group_members(pid);
@@ -171,7 +171,7 @@ programs:
     stdout: null
 "#,
     )?;
-    running_pid(&daemon, "quiet:0")?;
+    daemon.running_pid("quiet:0")?;
     let out = ctl_expect(&daemon, &["tail", "quiet"], 1)?;
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(
@@ -201,7 +201,7 @@ programs:
 "#,
     )?;
     for name in ["web:0", "web:1", "stubborn:0"] {
-        running_pid(&daemon, name)?;
+        daemon.running_pid(name)?;
     }
     let mut tree = Vec::new();
     assert!(wait_until(SOON, || {

@@ -11,23 +11,13 @@ mod restart;
 mod spawn;
 mod stop;
 
+use integration::SOON;
 use integration::{HarnessError, TestDaemon};
 use proto::{ProcessInfo, ProcessState};
-use std::time::Duration;
-
-/// Generous bound for things that normally take milliseconds (2 shared cores).
-const SOON: Duration = Duration::from_secs(10);
 
 /// Waits until `name` is RUNNING.
 fn running(daemon: &TestDaemon, name: &str) -> Result<ProcessInfo, HarnessError> {
     daemon.wait_for_state(name, ProcessState::Running, SOON)
-}
-
-/// The pid of a RUNNING instance.
-fn running_pid(daemon: &TestDaemon, name: &str) -> Result<u32, Box<dyn std::error::Error>> {
-    let info = running(daemon, name)?;
-    info.pid
-        .ok_or_else(|| format!("{name} is RUNNING without a pid: {info:?}").into())
 }
 
 /// Waits until the file at `path` contains `needle`; returns its text.

@@ -1,7 +1,7 @@
 //! Restart policy: autorestart, exitcodes, start retries with backoff, and
 //! the restart rate limit.
 
-use crate::{SOON, running, running_pid};
+use crate::{SOON, running};
 use integration::{TestDaemon, TestResult, procfs, wait_until, wait_until_every};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -28,7 +28,7 @@ programs:
     // machine does not decide; every round must restart, though.
     let mut best = Duration::MAX;
     for round in 0..3 {
-        let old = running_pid(&daemon, "victim:0")?;
+        let old = daemon.running_pid("victim:0")?;
         kill(Pid::from_raw(old as i32), Signal::SIGKILL)?;
         let killed = Instant::now();
         let mut new = None;
@@ -106,7 +106,7 @@ programs:
     maxrestarts: 100
 "#,
     )?;
-    let first = running_pid(&daemon, "loop:0")?;
+    let first = daemon.running_pid("loop:0")?;
     let next = daemon.wait_for("loop:0", SOON, "running again", |p| {
         p.state == ProcessState::Running && p.pid.is_some() && p.pid != Some(first)
     })?;

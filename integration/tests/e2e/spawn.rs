@@ -2,7 +2,7 @@
 //! working directory, umask, output files, inherited fds, process group and
 //! signal state.
 
-use crate::{SOON, file_containing, running, running_pid};
+use crate::{SOON, file_containing, running};
 use integration::{TestDaemon, TestResult, procfs, wait_until};
 use proto::{ProcessState, Request, Response, StartRequest};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,7 +41,7 @@ programs:
     )?;
     let mut pids = BTreeSet::new();
     for i in 0..3 {
-        pids.insert(running_pid(&daemon, &format!("web:{i}"))?);
+        pids.insert(daemon.running_pid(&format!("web:{i}"))?);
     }
     assert_eq!(pids.len(), 3, "pids not distinct: {pids:?}");
     let names: BTreeSet<String> = daemon.status()?.into_iter().map(|p| p.name).collect();
@@ -76,7 +76,7 @@ programs:
 "#,
     )?;
     // Once `busy` has come all the way up, `idle` had every chance to start.
-    let busy = running_pid(&daemon, "busy:0")?;
+    let busy = daemon.running_pid("busy:0")?;
     let idle = daemon.info("idle:0")?.ok_or("idle:0 missing from status")?;
     assert_eq!(idle.state, ProcessState::Stopped, "{idle:?}");
     assert_eq!(idle.pid, None);
@@ -109,7 +109,7 @@ programs:
 "#,
         )
         .start()?;
-    let pid = running_pid(&daemon, "show:0")?;
+    let pid = daemon.running_pid("show:0")?;
     let work = std::fs::canonicalize(daemon.path("work"))?;
 
     // What the child itself wrote.
@@ -174,7 +174,7 @@ programs:
     starttime: 0.2
 "#,
     )?;
-    let quiet = running_pid(&daemon, "quiet:0")?;
+    let quiet = daemon.running_pid("quiet:0")?;
     running(&daemon, "loud:0")?;
     file_containing(&daemon.path("logs/loud-0.stdout.log"), "loud-out")?;
     file_containing(&daemon.path("logs/loud-0.stderr.log"), "loud-err")?;
@@ -258,7 +258,7 @@ programs:
 "#,
         )
         .start()?;
-    let pid = running_pid(&daemon, "plain:0")?;
+    let pid = daemon.running_pid("plain:0")?;
     assert_eq!(procfs::fds(pid), Some(BTreeSet::from([0, 1, 2])));
     assert_eq!(
         procfs::fd_target(pid, 0).as_deref(),

@@ -1,7 +1,7 @@
 //! Stopping: SIGKILL escalation after `stoptime` for a whole process group,
 //! and the daemon's own shutdown on SIGTERM / SIGINT.
 
-use crate::{SOON, running, running_pid};
+use crate::{SOON, running};
 use integration::{TestDaemon, TestResult, procfs, wait_until};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ programs:
     stoptime: 0.5
 "#,
     )?;
-    let pid = running_pid(&daemon, "stubborn:0")?;
+    let pid = daemon.running_pid("stubborn:0")?;
     let mut group = Vec::new();
     assert!(wait_until(SOON, || {
         group = procfs::group_members(pid);

@@ -2,7 +2,7 @@
 //! instead of a flood, nothing for programs without rules, `notify-test`,
 //! and rules and servers changed by a reload.
 
-use crate::{ANSWERING, FAILING, SOON, busy, email_section, events_in, host, running_pid};
+use crate::{ANSWERING, FAILING, SOON, busy, email_section, events_in, host};
 use integration::smtp::{SmtpServer, closed_port};
 use integration::{TestDaemon, TestResult, wait_until};
 use nix::sys::signal::Signal;
@@ -210,7 +210,7 @@ fn a_reload_applies_new_rules_and_a_new_server_in_place() -> TestResult {
     let (first, second) = (SmtpServer::start()?, SmtpServer::start()?);
     let program = "  web:\n    cmd: \"sleep 1000\"\n    starttime: 0\n";
     let mut daemon = TestDaemon::start(&config(first.port(), ANSWERING, program))?;
-    let pid = running_pid(&daemon, "web:0")?;
+    let pid = daemon.running_pid("web:0")?;
     let with_rule = format!("{program}    notify: [{{on: [stopped], throttle: 0}}]\n");
     std::fs::write(
         daemon.config_path(),

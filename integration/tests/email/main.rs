@@ -11,16 +11,13 @@ mod failures;
 mod mails;
 mod secrets;
 
+use integration::SOON;
 use integration::smtp::ReceivedMail;
-use integration::{HarnessError, TestDaemon, TestResult, procfs, wait_until_every};
+use integration::{TestDaemon, TestResult, procfs, wait_until_every};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use proto::ProcessState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-
-/// Generous bound for things that normally take milliseconds (2 shared cores).
-const SOON: Duration = Duration::from_secs(10);
 
 /// SMTP timeout where the server answers: generous, for a loaded machine.
 const ANSWERING: f64 = 5.0;
@@ -51,14 +48,6 @@ fn events_in(mail: &ReceivedMail) -> usize {
         .unwrap_or(1)
 }
 
-/// Waits until `name` is RUNNING; its pid.
-fn running_pid(daemon: &TestDaemon, name: &str) -> TestResult<u32> {
-    let info = daemon.wait_for_state(name, ProcessState::Running, SOON)?;
-    Ok(info
-        .pid
-        .ok_or_else(|| HarnessError::Unexpected(format!("{info:?}")))?)
-}
-
 /// Held by tests while they fork storms of processes, and while restarts
 /// are timed: a timing is about the daemon, not about a sibling test's load.
 static BUSY: Mutex<()> = Mutex::new(());
@@ -74,7 +63,7 @@ fn fastest_restart(daemon: &TestDaemon, name: &str) -> TestResult<Duration> {
     let _quiet = busy();
     let mut best = Duration::MAX;
     for round in 0..5 {
-        let old = running_pid(daemon, name)?;
+        let old = daemon.running_pid(name)?;
         kill(Pid::from_raw(old as i32), Signal::SIGKILL)?;
         let killed = Instant::now();
         let mut new = None;

@@ -1,7 +1,7 @@
 //! The SMTP password reaches the SMTP server and nothing else: not a
 //! child's environment, not the event log, not `--check` output.
 
-use crate::{SOON, running_pid};
+use crate::SOON;
 use integration::smtp::SmtpServer;
 use integration::{TestDaemon, TestResult, bins, run_with_timeout, wait_until};
 use std::process::Command;
@@ -53,7 +53,7 @@ programs:
             server.port()
         ))
         .start()?;
-    let pid = running_pid(&daemon, "app:0")?;
+    let pid = daemon.running_pid("app:0")?;
     let mails = server.wait_for_mails(1, SOON)?;
     assert_eq!(
         mails[0].auth,

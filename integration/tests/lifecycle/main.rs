@@ -15,23 +15,12 @@ mod signals;
 mod soak;
 mod user;
 
-use integration::{HarnessError, TestDaemon, TestResult, procfs, wait_until};
-use proto::ProcessState;
+use integration::SOON;
+use integration::{HarnessError, TestResult, procfs, wait_until};
 use std::path::Path;
-use std::time::Duration;
-
-/// Generous bound for things that normally take milliseconds (2 shared cores).
-const SOON: Duration = Duration::from_secs(10);
 
 /// The environment variable with the daemon's tag (see `supervisor::leftovers`).
 const SUPERVISOR_ENV: &str = "TASKMASTER_SUPERVISOR";
-
-/// The pid of `name` once RUNNING.
-fn running_pid(daemon: &TestDaemon, name: &str) -> TestResult<u32> {
-    let info = daemon.wait_for_state(name, ProcessState::Running, SOON)?;
-    info.pid
-        .ok_or_else(|| format!("{name} is RUNNING without a pid: {info:?}").into())
-}
 
 /// The daemon tag `pid` (one of its children) carries.
 fn tag_of(pid: u32) -> TestResult<String> {

@@ -1,7 +1,7 @@
 //! No orphans and no zombies: grandchildren are reaped or killed with their
 //! group, and a SIGKILLed daemon's processes are stopped by the next one.
 
-use crate::{SOON, running_pid, tag_of};
+use crate::{SOON, tag_of};
 use integration::{TestDaemon, TestResult, procfs, wait_until, wait_until_every};
 use proto::ProcessState;
 use std::collections::BTreeSet;
@@ -61,7 +61,7 @@ programs:
     stoptime: 0.3
 "#,
     )?;
-    let pid = running_pid(&daemon, "stubborn:0")?;
+    let pid = daemon.running_pid("stubborn:0")?;
     assert!(wait_until(SOON, || procfs::group_members(pid).len() == 2));
     let _ = daemon.descendants();
     let out = daemon.ctl(["stop", "stubborn"])?;
@@ -98,7 +98,7 @@ const FLEET_PROCESSES: usize = 8;
 fn fleet_settled(daemon: &TestDaemon, tag: &str) -> TestResult<Vec<u32>> {
     let mut leaders = Vec::new();
     for name in INSTANCES {
-        leaders.push(running_pid(daemon, name)?);
+        leaders.push(daemon.running_pid(name)?);
     }
     let mut tagged = Vec::new();
     let mut under = BTreeSet::new();
@@ -120,7 +120,7 @@ fn fleet_settled(daemon: &TestDaemon, tag: &str) -> TestResult<Vec<u32>> {
 
 fn kill9_loop(rounds: usize) -> TestResult {
     let mut daemon = TestDaemon::start(FLEET)?;
-    let tag = tag_of(running_pid(&daemon, "web:0")?)?;
+    let tag = tag_of(daemon.running_pid("web:0")?)?;
     let mut everything_before: BTreeSet<u32> = BTreeSet::new();
     for round in 0..rounds {
         let leaders = fleet_settled(&daemon, &tag)?;
@@ -204,7 +204,7 @@ programs:
         procfs::fds(daemon.pid()).is_some_and(|fds| fds.contains(&40)),
         "the daemon did not get fd 40: the test would prove nothing"
     );
-    let pid = running_pid(&daemon, "fds:0")?;
+    let pid = daemon.running_pid("fds:0")?;
     let listed = crate::file_until(&daemon.path("logs/fds-0.stdout.log"), "listed fds", |b| {
         b.ends_with(b"\n")
     })?;

@@ -2,7 +2,7 @@
 //! deleted, or moved away never blocks the child, and whatever a child
 //! writes (binary, one enormous line, nothing at all) changes nothing.
 
-use crate::{SOON, counter, file_until, running_pid};
+use crate::{SOON, counter, file_until};
 use integration::{TestDaemon, TestResult, procfs, wait_until};
 use nix::sys::signal::Signal;
 use proto::ProcessState;
@@ -34,7 +34,7 @@ fn a_removed_log_directory_never_blocks_the_writer_and_comes_back() -> TestResul
             cmd.replace('"', "\\\"")
         ))
         .start()?;
-    running_pid(&daemon, "writer:0")?;
+    daemon.running_pid("writer:0")?;
     let log = daemon.path("out/writer.log");
     let progress = daemon.path("progress");
     file_until(&log, "received output", |b| b.len() > 100_000)?;
@@ -113,7 +113,7 @@ programs:
     starttime: 0
 "#,
     )?;
-    running_pid(&daemon, "ticker:0")?;
+    daemon.running_pid("ticker:0")?;
     let log = daemon.path("logs/ticker-0.stdout.log");
     file_until(&log, "ticked", |b| b.ends_with(b"tick 3\n") || b.len() > 30)?;
     std::fs::remove_dir_all(daemon.path("logs"))?;
@@ -232,7 +232,7 @@ programs:
     starttime: 0
 "#,
     )?;
-    running_pid(&daemon, "ticker:0")?;
+    daemon.running_pid("ticker:0")?;
     let log = daemon.path("logs/ticker-0.stdout.log");
     file_until(&log, "ticked", |b| b.len() > 20)?;
     let events = daemon.path(integration::EVENT_LOG_FILE);

@@ -1,6 +1,6 @@
 //! Signals during shutdown: a second SIGTERM does not wait for `stoptime`.
 
-use crate::{SOON, running_pid};
+use crate::SOON;
 use integration::{TestDaemon, TestResult, procfs, wait_until};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ programs:
     )?;
     let mut groups = Vec::new();
     for name in ["slow:0", "slow:1"] {
-        let pid = running_pid(&daemon, name)?;
+        let pid = daemon.running_pid(name)?;
         assert!(wait_until(SOON, || procfs::group_members(pid).len() == 2));
         groups.push(pid);
     }

@@ -1,6 +1,5 @@
 //! `user:` per program, and the config file root refuses to trust.
 
-use crate::running_pid;
 use integration::{TestDaemon, TestResult, check_config, procfs};
 use std::os::unix::fs::PermissionsExt;
 
@@ -22,7 +21,7 @@ fn a_program_runs_as_its_user_or_the_config_is_refused_when_not_root() -> TestRe
         return Ok(());
     }
     let daemon = TestDaemon::start(config)?;
-    let pid = running_pid(&daemon, "low:0")?;
+    let pid = daemon.running_pid("low:0")?;
     let nobody = nix::unistd::User::from_name("nobody")?.ok_or("no user nobody")?;
     let ids = |key| {
         procfs::status_field(pid, key)
