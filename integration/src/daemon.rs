@@ -648,22 +648,32 @@ impl Drop for TestDaemon {
         }
         let me = std::process::id();
         let my_group = procfs::stat(me).map(|s| s.pgid).unwrap_or(me);
-        // Loop: a child caught between fork and exec shows up late.
-        wait_until(Duration::from_secs(5), || {
-            let victims = self.leftovers();
-            for p in &victims {
-                if p.pgid > 1 && p.pgid != my_group {
-                    let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
-                }
-                let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
-            }
-            victims.is_empty()
-        });
+        kill_until_gone(Duration::from_secs(5), my_group, || self.leftovers());
         if running {
             let _ = kill(daemon, Signal::SIGKILL);
         }
         let _ = self.child.wait();
     }
+}
+
+/// SIGKILLs every process `victims` lists, with its process group (unless
+/// that is `spared_group` or init's), until it lists none or `timeout`
+/// passes. A loop: a child caught between fork and exec shows up late.
+pub(crate) fn kill_until_gone(
+    timeout: Duration,
+    spared_group: u32,
+    mut victims: impl FnMut() -> Vec<ProcStat>,
+) -> bool {
+    wait_until(timeout, || {
+        let victims = victims();
+        for p in &victims {
+            if p.pgid > 1 && p.pgid != spared_group {
+                let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
+            }
+            let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
+        }
+        victims.is_empty()
+    })
 }
 
 /// Makes `cmd` start a session of its own, with each of `signals` ignored and

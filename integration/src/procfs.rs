@@ -218,13 +218,18 @@ pub fn ticks_per_second() -> u64 {
     u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
 }
 
-/// Resident memory of `pid` in KiB (`VmRSS`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    status_field(pid, "VmRSS")?
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    status_field(pid, key)?
         .split_whitespace()
         .next()?
         .parse()
         .ok()
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
 }
 
 #[cfg(test)]

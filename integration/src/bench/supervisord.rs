@@ -16,7 +16,7 @@ use super::fleet::Fleet;
 use super::{BenchError, CALL_TIMEOUT, Daemon, Impl, Instance, Launcher};
 use crate::{CmdOutput, run_with_timeout};
 use crate::{procfs, wait_until};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -332,16 +332,7 @@ impl Drop for Supervisord {
             // Frozen, it cannot respawn what we kill.
             let _ = kill(daemon, Signal::SIGSTOP);
         }
-        wait_until(Duration::from_secs(10), || {
-            let victims = self.leftovers();
-            for p in &victims {
-                if p.pgid > 1 && p.pgid != self.pid {
-                    let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
-                }
-                let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
-            }
-            victims.is_empty()
-        });
+        crate::daemon::kill_until_gone(Duration::from_secs(10), self.pid, || self.leftovers());
         if running {
             let _ = kill(daemon, Signal::SIGKILL);
         }

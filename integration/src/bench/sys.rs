@@ -9,38 +9,11 @@
 //! it overruns.
 
 use crate::procfs;
-
-/// Clock ticks per second of `/proc/PID/stat` times.
-pub fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf only reads a constant.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(100)
-}
-
-/// `utime + stime` of `pid`, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = text.get(text.rfind(')')? + 1..)?;
-    // Fields after the name: state ppid pgrp session tty tpgid flags minflt
-    // cminflt majflt cmajflt utime stime.
-    let mut fields = after.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
+pub use crate::procfs::{cpu_ticks, status_kib, ticks_per_second};
 
 /// CPU seconds of `pid` so far.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     cpu_ticks(pid).map(|t| t as f64 / ticks_per_second() as f64)
-}
-
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
-pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    procfs::status_field(pid, key)?
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Resident memory of `pid`, MiB.
