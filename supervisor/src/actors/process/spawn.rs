@@ -121,7 +121,7 @@ pub fn spawn(
         })?;
     }
     let credentials = credentials(program)?;
-    let null = dev_null().map_err(|source| SpawnError::Setup {
+    let null = vfork::dev_null().map_err(|source| SpawnError::Setup {
         step: "open /dev/null",
         source,
     })?;
@@ -214,20 +214,6 @@ pub fn spawn(
 /// briefly keeps every descriptor numbered below them (see `vfork.rs`).
 pub fn reserve_stdio_slots() -> io::Result<()> {
     vfork::reserve_stdio_slots()
-}
-
-/// `/dev/null`, opened once (close-on-exec) and shared by every child's
-/// discarded streams.
-fn dev_null() -> io::Result<libc::c_int> {
-    static NULL: OnceLock<OwnedFd> = OnceLock::new();
-    if let Some(fd) = NULL.get() {
-        return Ok(fd.as_raw_fd());
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    Ok(NULL.get_or_init(|| OwnedFd::from(file)).as_raw_fd())
 }
 
 /// The daemon's environment as `NAME=VALUE` entries, read once (the daemon

@@ -238,10 +238,11 @@ impl StdioSlots {
         [0, 1, 2].map(|i| self.slots[i].as_raw_fd())
     }
 
-    /// Points every slot back at `/dev/null`, dropping our references to
-    /// the last child's pipes (else their readers would never see EOF).
-    fn reset(&self) {
-        for slot in &self.slots {
+    /// Points the `changed` slots back at `/dev/null`, dropping our
+    /// references to the last child's pipes (else their readers would never
+    /// see EOF).
+    fn reset(&self, changed: [bool; 3]) {
+        for (slot, _) in self.slots.iter().zip(changed).filter(|(_, c)| *c) {
             // SAFETY: both descriptors are ours and open for the process's
             // life; dup3 replaces the slot atomically.
             let r = unsafe { libc::dup3(self.null.as_raw_fd(), slot.as_raw_fd(), libc::O_CLOEXEC) };
@@ -253,6 +254,13 @@ impl StdioSlots {
 }
 
 static SLOTS: OnceLock<StdioSlots> = OnceLock::new();
+
+/// `/dev/null`, opened once (close-on-exec): what a child's discarded
+/// streams are given. A slot at rest points at it too, so passing this
+/// descriptor in [`Plan::stdio`] costs no `dup3`.
+pub fn dev_null() -> io::Result<RawFd> {
+    stdio_slots().map(|slots| slots.null.as_raw_fd())
+}
 
 /// Reserves the stdio slots. Call early, while descriptor numbers are low:
 /// each child briefly keeps every descriptor up to the highest slot.
@@ -302,11 +310,13 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 pub fn launch(plan: &Plan) -> Result<u32, LaunchError> {
     let slots = stdio_slots().map_err(LaunchError::Slots)?;
     let raw = slots.raw();
-    for (source, slot) in plan.stdio.iter().zip(raw) {
+    // A slot at rest already is `/dev/null`.
+    let changed = plan.stdio.map(|fd| fd != slots.null.as_raw_fd());
+    for ((source, slot), _) in plan.stdio.iter().zip(raw).zip(changed).filter(|(_, c)| *c) {
         // SAFETY: `source` is the caller's open descriptor, `slot` ours.
         if unsafe { libc::dup3(*source, slot, libc::O_CLOEXEC) } < 0 {
             let error = io::Error::last_os_error();
-            slots.reset();
+            slots.reset(changed);
             return Err(LaunchError::Slots(error));
         }
     }
@@ -369,7 +379,7 @@ pub fn launch(plan: &Plan) -> Result<u32, LaunchError> {
     *SPARE_STACK.lock().unwrap_or_else(PoisonError::into_inner) = Some(stack);
     // The child has its own table now (or is gone); ours must not keep its
     // pipes open.
-    slots.reset();
+    slots.reset(changed);
     if let Some(error) = clone_error {
         return Err(LaunchError::Clone(error));
     }
