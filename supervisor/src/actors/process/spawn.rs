@@ -9,8 +9,8 @@
 //! The child starts clean whatever state the daemon is in: stdin is
 //! `/dev/null`, the signal mask is empty, every signal disposition is the
 //! default (an ignored signal would otherwise survive `exec`), the configured
-//! umask is applied, and every inherited descriptor above 2 is marked
-//! close-on-exec. Its environment is the daemon's, then `user:`'s `HOME`,
+//! umask is applied, and it has no descriptor above 2 (see `vfork.rs`). Its
+//! environment is the daemon's, then `user:`'s `HOME`,
 //! `USER` and `LOGNAME`, then `env:`, then the tags below (which `env:`
 //! cannot override).
 //!
