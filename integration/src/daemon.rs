@@ -419,6 +419,24 @@ impl TestDaemon {
         })
     }
 
+    /// The members of process group `pgid` once there are `n` of them
+    /// (within [`crate::SOON`]), remembered for the cleanup on drop.
+    pub fn group_of(&self, pgid: u32, n: usize) -> Result<Vec<u32>, HarnessError> {
+        let mut group = Vec::new();
+        let complete = wait_until(crate::SOON, || {
+            group = procfs::group_members(pgid);
+            group.len() == n
+        });
+        let _ = self.descendants();
+        if complete {
+            Ok(group)
+        } else {
+            Err(HarnessError::Timeout(format!(
+                "process group {pgid} has members {group:?}, not {n}"
+            )))
+        }
+    }
+
     /// Polls until `name` is in `state`; the error tells the last status seen
     /// and the event log.
     pub fn wait_for_state(

@@ -113,12 +113,7 @@ programs:
 "#,
     )?;
     let pid = daemon.running_pid("web:0")?;
-    let mut group = Vec::new();
-    assert!(wait_until(SOON, || {
-        group = procfs::group_members(pid);
-        group.len() == 2
-    }));
-    let _ = daemon.descendants();
+    let group = daemon.group_of(pid, 2)?;
     ctl_expect(&daemon, &["stop", "web"], 0)?;
     // No polling: gone the moment stop returned.
     for p in &group {
@@ -140,12 +135,7 @@ programs:
 "#,
     )?;
     let pid = daemon.running_pid("stubborn:0")?;
-    let mut group = Vec::new();
-    assert!(wait_until(SOON, || {
-        group = procfs::group_members(pid);
-        group.len() == 2
-    }));
-    let _ = daemon.descendants();
+    let group = daemon.group_of(pid, 2)?;
     let out = ctl_expect(&daemon, &["stop", "stubborn"], 0)?;
     assert!(
         out.elapsed >= Duration::from_secs(1),

@@ -20,12 +20,7 @@ programs:
 "#,
     )?;
     let pid = daemon.running_pid("stubborn:0")?;
-    let mut group = Vec::new();
-    assert!(wait_until(SOON, || {
-        group = procfs::group_members(pid);
-        group.len() == 2
-    }));
-    let _ = daemon.descendants();
+    let group = daemon.group_of(pid, 2)?;
     daemon.signal(Signal::SIGTERM)?;
     let asked = Instant::now();
     let status = daemon.wait_exit(SOON).ok_or("daemon did not exit")?;
