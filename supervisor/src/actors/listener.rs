@@ -204,7 +204,9 @@ impl Drop for SessionSlot {
         // with that slot. Deferred to the next turn (the socket closes with
         // the actor's context, after this field); no arbiter, no refill (the
         // daemon is exiting).
-        if let Some(arbiter) = actix::Arbiter::try_current() {
+        if reserve().is_none()
+            && let Some(arbiter) = actix::Arbiter::try_current()
+        {
             arbiter.spawn(async { refill_reserve() });
         }
     }
