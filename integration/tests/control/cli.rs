@@ -160,6 +160,14 @@ fn start_stop_restart_signal_with_every_target_form() -> TestResult {
 
     // signal: delivered to the group (the trap prints), the process lives on.
     let worker = daemon.running_pid("worker:0")?;
+    // RUNNING (starttime 0) may come before the shell has set its trap; its
+    // first line is printed after the trap, so USR1 cannot kill it by default.
+    assert!(
+        wait_until(SOON, || daemon
+            .ctl(["tail", "worker"])
+            .is_ok_and(|o| o.stdout.contains("out-line-1"))),
+        "the worker never printed its first line"
+    );
     let out = ctl_expect(&daemon, &["signal", "USR1", "worker"], 0)?;
     assert!(out.stdout.starts_with("worker:0: "), "{out:?}");
     let mut tail = String::new();

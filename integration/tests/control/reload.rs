@@ -401,7 +401,12 @@ fn scaling_down_stops_the_highest_indexes_gracefully() -> TestResult {
     };
     let daemon = TestDaemon::start(&config(4))?;
     let before = running_exactly(&daemon, &set(["web:0", "web:1", "web:2", "web:3"]))?;
-    let _ = daemon.descendants();
+    // RUNNING (starttime 0) does not mean `sleep` is forked yet: a TERM
+    // arriving between the trap and the fork makes the shell exit and leaves
+    // `sleep` alive, untouched by the stop signal, until SIGKILL at stoptime.
+    for name in ["web:2", "web:3"] {
+        daemon.group_of(before[name], 2)?;
+    }
     rewrite(&daemon, &config(2))?;
     sighup(&daemon)?;
     // Graceful (the stop signal, not SIGKILL after stoptime) is proven below
