@@ -67,6 +67,38 @@ fn unknown_keys_suggest_the_closest_valid_key() {
 }
 
 #[test]
+fn supervisord_option_names_get_the_name_of_ours() {
+    for (theirs, ours) in [
+        ("command: x", "did you mean `cmd`?"),
+        ("environment: {A: b}", "did you mean `env`?"),
+        ("directory: /tmp", "did you mean `workingdir`?"),
+        ("stopwaitsecs: 3", "did you mean `stoptime`?"),
+        ("startsecs: 3", "did you mean `starttime`?"),
+        ("stdout_logfile: a.log", "did you mean `stdout`?"),
+        ("stderr_logfile: a.log", "did you mean `stderr`?"),
+        (
+            "redirect_stderr: true",
+            "`stderr:` set to the same file as `stdout:`",
+        ),
+        ("priority: 10", "no equivalent"),
+    ] {
+        let p = problem(&web_with(theirs));
+        assert!(
+            p.message.starts_with(&format!(
+                "unknown key `{}`, ",
+                &theirs[..theirs.find(':').unwrap_or(0)]
+            )),
+            "{theirs}: {}",
+            p.message
+        );
+        assert!(p.message.contains(ours), "{theirs}: {}", p.message);
+    }
+    // Only among program keys: `command` in `server` is not `cmd`.
+    let p = problem("programs: {}\nserver: {command: x}\n");
+    assert!(!p.message.contains("`cmd`"), "{}", p.message);
+}
+
+#[test]
 fn unknown_keys_far_from_any_list_the_valid_ones() {
     let p = problem("programs: {}\nmailer: {to: me}\n");
     assert_problem_at(

@@ -936,10 +936,67 @@ fn valid_program_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// supervisord's `[program:x]` option names, with what to write here instead.
+/// Edit distance cannot find these (`command` is far from `cmd`), and users
+/// coming from supervisord type them first.
+const SUPERVISORD_PROGRAM_KEYS: &[(&str, &str)] = &[
+    ("command", "did you mean `cmd`? (supervisord's `command`)"),
+    (
+        "environment",
+        "did you mean `env`? (supervisord's `environment`; a mapping here: `env: {KEY: value}`)",
+    ),
+    (
+        "directory",
+        "did you mean `workingdir`? (supervisord's `directory`)",
+    ),
+    (
+        "stopwaitsecs",
+        "did you mean `stoptime`? (supervisord's `stopwaitsecs`)",
+    ),
+    (
+        "startsecs",
+        "did you mean `starttime`? (supervisord's `startsecs`)",
+    ),
+    (
+        "stdout_logfile",
+        "did you mean `stdout`? (supervisord's `stdout_logfile`)",
+    ),
+    (
+        "stderr_logfile",
+        "did you mean `stderr`? (supervisord's `stderr_logfile`)",
+    ),
+    (
+        "redirect_stderr",
+        "supervisord's `redirect_stderr` is written here as `stderr:` set to the same file as `stdout:`",
+    ),
+    (
+        "priority",
+        "supervisord's `priority` has no equivalent: programs start together",
+    ),
+    (
+        "process_name",
+        "supervisord's `process_name` has no equivalent: instances are named `NAME:INDEX`",
+    ),
+    (
+        "stopasgroup",
+        "supervisord's `stopasgroup` is always on here: stops signal the whole process group",
+    ),
+    (
+        "killasgroup",
+        "supervisord's `killasgroup` is always on here: SIGKILL goes to the whole process group",
+    ),
+];
+
 /// "unknown key `numproc`, did you mean `numprocs`?", or the list of valid
-/// keys when none is close.
+/// keys when none is close. A supervisord program option gets the name of
+/// ours.
 fn unknown_key_message(key: &str, valid: &[&str]) -> String {
     let lower = key.to_ascii_lowercase();
+    if valid.contains(&"cmd")
+        && let Some((_, hint)) = SUPERVISORD_PROGRAM_KEYS.iter().find(|(k, _)| *k == lower)
+    {
+        return format!("unknown key `{key}`, {hint}");
+    }
     let closest = valid
         .iter()
         .map(|v| (strsim::osa_distance(&lower, v), *v))
