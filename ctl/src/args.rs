@@ -19,7 +19,8 @@ use std::path::PathBuf;
                   Exit codes: 0 ok, 1 command failed, 2 usage error, 3 daemon unreachable or authentication refused."
 )]
 pub struct Cli {
-    /// The daemon's config file; only its `server:` section is read.
+    /// The daemon's config file; only its `server:` section is read. Default:
+    /// $TASKMASTER_CONFIG, else ./taskmaster.yaml, else /etc/taskmaster/taskmaster.yaml.
     #[arg(short = 'c', long = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// Daemon address (`host:port`), instead of `server.listen`.

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 /// Default config file, as for the daemon.
 pub const DEFAULT_CONFIG: &str = "taskmaster.yaml";
+/// Names the config when `-c` is not given (before [`DEFAULT_CONFIG`]).
+pub const CONFIG_ENV: &str = "TASKMASTER_CONFIG";
+/// The host-wide config, looked for after [`DEFAULT_CONFIG`].
+pub const SYSTEM_CONFIG: &str = "/etc/taskmaster/taskmaster.yaml";
 
 /// Bounds the connect and the handshake, not the commands (a waiting `start`
 /// may legitimately take long).
@@ -23,7 +27,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the command line says about where the daemon is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
-    /// `-c`; `None` means [`DEFAULT_CONFIG`] in the working directory.
+    /// `-c`; `None` means `$TASKMASTER_CONFIG`, else the first of
+    /// [`DEFAULT_CONFIG`] (in the working directory) and [`SYSTEM_CONFIG`]
+    /// that exists.
     pub config: Option<PathBuf>,
     /// `--server`, overrides `server.listen`.
     pub server: Option<String>,
@@ -36,6 +42,9 @@ pub struct ConnectOptions {
 pub struct Settings {
     pub addr: String,
     pub token_file: PathBuf,
+    /// When no config file was found: the places looked at, for the error
+    /// that follows (`tried ./taskmaster.yaml, /etc/…`).
+    pub searched: Option<String>,
 }
 
 /// Why the daemon cannot be reached (exit code 3).
@@ -46,10 +55,18 @@ pub enum ConnectError {
     #[error("config {} is not valid YAML: {message}", path.display())]
     ConfigSyntax { path: PathBuf, message: String },
     #[error(
-        "cannot read token file {}: {source} (is taskmasterd running with this config? use --token-file)",
-        path.display()
+        "cannot read token file {}: {source} ({})",
+        path.display(),
+        searched.as_deref().map_or_else(
+            || "is taskmasterd running with this config? use --token-file".to_string(),
+            |s| format!("no config file found: {s}; use -c CONFIG or set ${CONFIG_ENV}, or --token-file")
+        )
     )]
-    Token { path: PathBuf, source: io::Error },
+    Token {
+        path: PathBuf,
+        source: io::Error,
+        searched: Option<String>,
+    },
     #[error(transparent)]
     Client(#[from] ClientError),
 }
@@ -75,18 +92,44 @@ impl ConnectOptions {
     /// when both flags are given, or when it was not named explicitly (the
     /// defaults then apply, relative to the working directory).
     pub fn settings(&self) -> Result<Settings, ConnectError> {
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        self.settings_from(
+            std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()),
+            &[PathBuf::from(DEFAULT_CONFIG), PathBuf::from(SYSTEM_CONFIG)],
+        )
+    }
+
+    /// [`Self::settings`] with the environment's `$TASKMASTER_CONFIG` and the
+    /// default places given, so that tests need not change either.
+    fn settings_from(
+        &self,
+        env: Option<std::ffi::OsString>,
+        defaults: &[PathBuf],
+    ) -> Result<Settings, ConnectError> {
+        // `-c` and the variable name one file, which must then be readable:
+        // silently using another daemon's config would steer the wrong fleet.
+        let (path, named) = match (&self.config, env) {
+            (Some(c), _) => (Some(c.clone()), true),
+            (None, Some(e)) => (Some(PathBuf::from(e)), true),
+            (None, None) => (defaults.iter().find(|p| p.exists()).cloned(), false),
+        };
+        let searched = match &path {
+            None => Some(format!(
+                "${CONFIG_ENV} is not set, tried {}",
+                defaults
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(_) => None,
+        };
+        let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
         let section = if self.server.is_some() && self.token_file.is_some() {
             ServerSection::default()
         } else {
             match std::fs::read_to_string(&path) {
                 Ok(text) => parse_server_section(&path, &text)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && self.config.is_none() => {
-                    ServerSection::default()
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !named => ServerSection::default(),
                 Err(source) => return Err(ConnectError::ConfigRead { path, source }),
             }
         };
@@ -110,7 +153,11 @@ impl ConnectOptions {
         };
         // Absolute, so an error message names the file unambiguously.
         let token_file = std::path::absolute(&token_file).unwrap_or(token_file);
-        Ok(Settings { addr, token_file })
+        Ok(Settings {
+            addr,
+            token_file,
+            searched,
+        })
     }
 }
 
@@ -148,6 +195,7 @@ impl Settings {
             std::fs::read_to_string(&self.token_file).map_err(|source| ConnectError::Token {
                 path: self.token_file.clone(),
                 source,
+                searched: self.searched.clone(),
             })?;
         Ok(Client::connect(&self.addr, token.trim(), CONNECT_TIMEOUT)?)
     }
@@ -284,11 +332,66 @@ mod tests {
     }
 
     #[test]
+    fn without_c_the_variable_then_the_local_then_the_system_config_is_read()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let local = dir.path().join("local.yaml");
+        let system = dir.path().join("system.yaml");
+        let from_env = dir.path().join("env.yaml");
+        std::fs::write(&system, "server: {listen: 127.0.0.1:3}\n")?;
+        std::fs::write(&from_env, "server: {listen: 127.0.0.1:1}\n")?;
+        let none = ConnectOptions::default();
+        let defaults = [local.clone(), system.clone()];
+        // Only the system one exists.
+        let s = none.settings_from(None, &defaults)?;
+        assert_eq!((s.addr.as_str(), s.searched), ("127.0.0.1:3", None));
+        // The local one comes first.
+        std::fs::write(&local, "server: {listen: 127.0.0.1:2}\n")?;
+        assert_eq!(none.settings_from(None, &defaults)?.addr, "127.0.0.1:2");
+        // The variable comes before both, and -c before the variable.
+        let s = none.settings_from(Some(from_env.clone().into()), &defaults)?;
+        assert_eq!(s.addr, "127.0.0.1:1");
+        let s = opts(&system).settings_from(Some(from_env.into()), &defaults)?;
+        assert_eq!(s.addr, "127.0.0.1:3");
+        // A variable naming a missing file is an error, not a fall-through.
+        let e = none
+            .settings_from(Some(dir.path().join("nope.yaml").into()), &defaults)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("cannot read config")),
+            "{e:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn with_no_config_anywhere_the_token_error_says_where_it_looked()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let defaults = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
+        let s = ConnectOptions::default().settings_from(None, &defaults)?;
+        assert_eq!(s.addr, proto::DEFAULT_LISTEN);
+        let e = s.connect().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("cannot read token file "), "{e}");
+        let tried = format!(
+            "no config file found: $TASKMASTER_CONFIG is not set, tried {}, {}",
+            defaults[0].display(),
+            defaults[1].display()
+        );
+        assert!(e.contains(&tried), "{e}");
+        assert!(e.contains("use -c CONFIG"), "{e}");
+        Ok(())
+    }
+
+    #[test]
     fn missing_token_file_says_how_to_fix_it() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let s = Settings {
             addr: "127.0.0.1:1".into(),
             token_file: dir.path().join("taskmasterd.token"),
+            searched: None,
         };
         let e = s.connect().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("cannot read token file "), "{e}");
