@@ -93,10 +93,23 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub const TARGET_HELP: &str =
     "TARGET is NAME (every instance of a program), NAME:INDEX (one instance) or all.";
 
-/// The spec of a command name (`exit` is `quit`).
+/// The spec of a command name, in any case (`STATUS`; `exit` is `quit`).
 pub fn spec(name: &str) -> Option<&'static CommandSpec> {
-    let name = if name == "exit" { "quit" } else { name };
+    let name = name.to_ascii_lowercase();
+    let name = if name == "exit" { "quit" } else { &name };
     COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// The command closest to a mistyped one (`stauts` -> `status`), if any is
+/// close enough to be what was meant.
+fn closest_command(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    COMMANDS
+        .iter()
+        .map(|c| (strsim::osa_distance(&name, c.name), c.name))
+        .filter(|(d, _)| *d <= 2 && *d < name.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
 }
 
 /// A parsed command.
@@ -268,7 +281,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Invocation, UsageError>
     }
     let Some((&name, args)) = rest.split_first() else {
         return Err(UsageError {
-            message: "no command given (type help for the list)".into(),
+            message: "no command given".into(),
             command: None,
         });
     };
@@ -280,7 +293,10 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Invocation, UsageError>
     }
     let Some(spec) = spec(name) else {
         return Err(UsageError {
-            message: format!("unknown command {name:?} (type help for the list)"),
+            message: match closest_command(name) {
+                Some(c) => format!("unknown command {name:?}, did you mean {c}?"),
+                None => format!("unknown command {name:?}"),
+            },
             command: None,
         });
     };
@@ -647,6 +663,28 @@ mod tests {
             }
         );
         assert!(usage_err("help nope").message.contains("no command"));
+    }
+
+    #[test]
+    fn command_names_ignore_case_and_typos_get_a_suggestion() {
+        assert_eq!(cmd("STATUS"), Command::Status { targets: v(&[]) });
+        assert_eq!(
+            cmd("Stop web"),
+            Command::Stop {
+                targets: v(&["web"]),
+                wait: true
+            }
+        );
+        let e = usage_err("stauts");
+        assert_eq!(
+            e.message,
+            "unknown command \"stauts\", did you mean status?"
+        );
+        assert_eq!(
+            usage_err("RESTRAT web").message,
+            "unknown command \"RESTRAT\", did you mean restart?"
+        );
+        assert_eq!(usage_err("xyzzy").message, "unknown command \"xyzzy\"");
     }
 
     #[test]

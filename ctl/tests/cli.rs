@@ -270,6 +270,11 @@ fn piped_commands_run_in_order_and_exit_with_the_worst_code() {
     let r = run(&["-c", &cfg(&d)], "bogus\nstatus nope\nstatus\n");
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("unknown command \"bogus\""), "{r:?}");
+    assert_eq!(
+        r.stderr.matches("help").count(),
+        1,
+        "the hint once, not in the message and again after it: {r:?}"
+    );
     assert!(
         r.stdout.contains("web:1"),
         "later commands still run: {r:?}"
