@@ -186,11 +186,18 @@ pub fn outcomes_text(outcomes: &[Outcome]) -> String {
     s
 }
 
-/// Pids one per line; an instance without a process prints 0, as supervisorctl does.
+/// `NAME:INDEX PID` lines, so a program's pids say whose they are; one entry
+/// (the daemon, or one instance) is its bare pid, for `$(taskmasterctl pid
+/// web:0)`. An instance without a process has pid 0, as in supervisorctl.
 pub fn pids_text(pids: &[PidEntry]) -> String {
     let mut s = String::new();
+    if let [only] = pids {
+        let _ = writeln!(s, "{}", only.pid.unwrap_or(0));
+        return s;
+    }
+    let width = pids.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in pids {
-        let _ = writeln!(s, "{}", p.pid.unwrap_or(0));
+        let _ = writeln!(s, "{:<width$}  {}", p.name, p.pid.unwrap_or(0));
     }
     s
 }
@@ -444,7 +451,12 @@ mod tests {
             },
         ]);
         let pid = Command::Pid { target: None };
-        assert_eq!(response(&pid, &pids, false).stdout, "42\n0\n");
+        assert_eq!(response(&pid, &pids, false).stdout, "web:0  42\nweb:1  0\n");
+        let one = Response::Pids(vec![PidEntry {
+            name: "web:0".into(),
+            pid: Some(42),
+        }]);
+        assert_eq!(response(&pid, &one, false).stdout, "42\n");
         let tail = Response::Tail(TailReply {
             name: "web:0".into(),
             stream: proto::OutputStream::Stdout,

@@ -101,11 +101,15 @@ fn status_and_pid_with_every_target_form() -> TestResult {
     assert_eq!(out.stdout.trim(), daemon.pid().to_string());
     let out = ctl_expect(&daemon, &["pid", "web:0"], 0)?;
     assert_eq!(out.stdout.trim(), web0.to_string());
+    // A program's pids say whose they are: `NAME:INDEX PID`.
     let out = ctl_expect(&daemon, &["pid", "web"], 0)?;
     let listed: Vec<u32> = out
         .stdout
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [name, pid] if name.starts_with("web:") => pid.parse().ok(),
+            _ => None,
+        })
         .collect();
     assert_eq!(listed.len(), 2, "{}", out.stdout);
     for pid in &listed {
