@@ -6,6 +6,10 @@
 //! and `stdout`/`stderr` after `tail TARGET`. The completion logic is the pure
 //! [`suggest`], unit-tested; the pty test drives the real thing.
 //!
+//! Colours: typed input is drawn in the terminal's own colours (reedline's
+//! default highlighter paints it white, unreadable on a light background),
+//! and `NO_COLOR` turns every colour off.
+//!
 //! The shell never dies of a failed command: errors are printed and the
 //! prompt comes back; a vanished daemon is reported and reconnected to on the
 //! next command.
@@ -16,9 +20,10 @@ use crate::run::Runner;
 use crate::{Code, interrupt, render, run_in_shell};
 use proto::{ProcessInfo, Signal};
 use reedline::{
-    ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, KeyCode, KeyModifiers,
-    MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus, Reedline,
-    ReedlineEvent, ReedlineMenu, Span, Suggestion, default_emacs_keybindings,
+    ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, Highlighter, KeyCode,
+    KeyModifiers, MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch,
+    PromptHistorySearchStatus, Reedline, ReedlineEvent, ReedlineMenu, Span, StyledText, Suggestion,
+    default_emacs_keybindings,
 };
 use std::borrow::Cow;
 use std::io::Write;
@@ -200,6 +205,24 @@ fn history_path_from(
     }
 }
 
+/// Draws typed input in the terminal's default style.
+#[derive(Debug, Clone, Copy)]
+struct PlainInput;
+
+impl Highlighter for PlainInput {
+    fn highlight(&self, line: &str, _cursor: usize) -> StyledText {
+        let mut text = StyledText::default();
+        text.push((Default::default(), line.to_string()));
+        text
+    }
+}
+
+/// Colours are off when `NO_COLOR` is set to anything non-empty
+/// (no-color.org).
+fn colors_wanted(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
+}
+
 fn editor(completer: ShellCompleter) -> Reedline {
     let mut keys = default_emacs_keybindings();
     keys.add_binding(
@@ -216,7 +239,9 @@ fn editor(completer: ShellCompleter) -> Reedline {
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
         .with_edit_mode(Box::new(Emacs::new(keys)))
         .with_quick_completions(true)
-        .with_partial_completions(true);
+        .with_partial_completions(true)
+        .with_highlighter(Box::new(PlainInput))
+        .with_ansi_colors(colors_wanted(std::env::var_os("NO_COLOR")));
     if let Some(path) = history_path() {
         match FileBackedHistory::with_file(HISTORY_SIZE, path.clone()) {
             Ok(h) => editor = editor.with_history(Box::new(h)),
@@ -361,6 +386,17 @@ mod tests {
         assert!(!s.is_empty());
         assert!(s.iter().all(|s| s.span == Span { start: 5, end: 8 }));
         assert!(s.iter().all(|s| s.append_whitespace));
+    }
+
+    #[test]
+    fn typed_input_keeps_the_terminals_colours_and_no_color_turns_colour_off() {
+        let styled = PlainInput.highlight("status web", 3);
+        assert_eq!(styled.buffer.len(), 1);
+        assert_eq!(styled.buffer[0].1, "status web");
+        assert_eq!(styled.buffer[0].0, Default::default());
+        assert!(colors_wanted(None));
+        assert!(colors_wanted(Some("".into())));
+        assert!(!colors_wanted(Some("1".into())));
     }
 
     #[test]
