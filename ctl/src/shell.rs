@@ -1,8 +1,9 @@
 //! The interactive shell: reedline with history and Tab completion.
 //!
 //! Completion knows the command names, the live program and instance names
-//! (refreshed with a `status` at start and after every command, so a reload
-//! that adds a program is completable at once), signal names after `signal`,
+//! (refreshed with a `status` at start, after every command, and when Tab is
+//! pressed on names older than a second, so a reload made by another client
+//! is completable at once), signal names after `signal`,
 //! and `stdout`/`stderr` after `tail TARGET`. The completion logic is the pure
 //! [`suggest`], unit-tested; the pty test drives the real thing.
 //!
@@ -29,6 +30,7 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lines kept in the history file.
 const HISTORY_SIZE: usize = 1000;
@@ -129,26 +131,73 @@ fn arg_candidates(cmd: &str, args: &[&str], prefix: &str, names: &Names) -> Vec<
     }
 }
 
-/// reedline's view of [`suggest`], over names the shell loop keeps fresh.
+/// Names older than this are fetched again when completion is asked for:
+/// another client may have reloaded. A `status` costs a few milliseconds.
+const STALE: Duration = Duration::from_secs(1);
+
+/// The names and when they were last asked for.
+#[derive(Debug, Default)]
+struct Known {
+    names: Names,
+    at: Option<Instant>,
+}
+
+/// reedline's view of [`suggest`], over names kept fresh by the shell loop
+/// (after each command) and by itself (on Tab, when stale).
 #[derive(Debug, Clone, Default)]
 pub struct ShellCompleter {
-    names: Arc<Mutex<Names>>,
+    known: Arc<Mutex<Known>>,
+    /// Fetches the names on a connection of its own, so completion never
+    /// disturbs the shell's; `None` in unit tests.
+    source: Option<Arc<Mutex<Runner>>>,
 }
 
 impl ShellCompleter {
-    fn set(&self, names: Names) {
-        if let Ok(mut n) = self.names.lock() {
-            *n = names;
+    fn new(options: ConnectOptions) -> Self {
+        Self {
+            known: Arc::default(),
+            source: Some(Arc::new(Mutex::new(Runner::new(options, false)))),
         }
+    }
+
+    fn set(&self, names: Names) {
+        if let Ok(mut k) = self.known.lock() {
+            *k = Known {
+                names,
+                at: Some(Instant::now()),
+            };
+        }
+    }
+
+    /// The names, fetched first if they are older than [`STALE`]. A failed
+    /// fetch counts as a fetch, so a daemon that is gone costs one attempt a
+    /// second, not one per key press.
+    fn names(&self) -> Names {
+        let stale = self
+            .known
+            .lock()
+            .is_ok_and(|k| k.at.is_none_or(|t| t.elapsed() >= STALE));
+        if stale && let Some(source) = &self.source {
+            let fresh = source.lock().ok().and_then(|mut r| r.instances());
+            match fresh {
+                Some(infos) => self.set(Names::from_status(&infos)),
+                None => {
+                    if let Ok(mut k) = self.known.lock() {
+                        k.at = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        self.known
+            .lock()
+            .map(|k| k.names.clone())
+            .unwrap_or_default()
     }
 }
 
 impl Completer for ShellCompleter {
     fn complete(&mut self, line: &str, pos: usize) -> CompletionResult {
-        let suggestions = match self.names.lock() {
-            Ok(names) => suggest(line, pos, &names),
-            Err(_) => Vec::new(),
-        };
+        let suggestions = suggest(line, pos, &self.names());
         CompletionResult::fresh(suggestions)
     }
 }
@@ -259,7 +308,7 @@ pub fn run(options: ConnectOptions, json: bool) -> Code {
     if let Err(e) = interrupt::install() {
         eprintln!("warning: cannot catch Ctrl-C ({e}); it will end the shell");
     }
-    let completer = ShellCompleter::default();
+    let completer = ShellCompleter::new(options.clone());
     let mut line_editor = editor(completer.clone());
     let mut runner = Runner::new(options, true);
     println!(

@@ -152,3 +152,49 @@ fn ctrl_c_ends_tail_follow_but_not_the_shell() -> TestResult {
     s.exp_eof()?;
     Ok(())
 }
+
+#[test]
+fn tab_fetches_names_again_once_they_are_a_second_old() -> TestResult {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Another client's reload adds `newprog` while the shell sits at its prompt.
+    let reloaded = Arc::new(AtomicBool::new(false));
+    let flag = reloaded.clone();
+    let d = FakeDaemon::start(move |r| match r {
+        Request::Status(_) if flag.load(Ordering::SeqCst) => {
+            vec![proto::Response::Status(vec![common::info(
+                "newprog",
+                0,
+                proto::ProcessState::Running,
+                Some(7),
+            )])]
+        }
+        other => standard(other),
+    });
+    let dir = tempfile::tempdir()?;
+    let mut s = shell(&d.config(), &dir.path().join("history"))?;
+    s.exp_string(PROMPT)?;
+    let statuses = || {
+        d.requests()
+            .iter()
+            .filter(|r| matches!(r, Request::Status(_)))
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(10), || statuses() == 1));
+    let fetched = std::time::Instant::now();
+    reloaded.store(true, Ordering::SeqCst);
+    // The names the shell holds must be stale (a second old) for Tab to
+    // fetch them: this waits for the product's own threshold, not for an
+    // event.
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(fetched.elapsed()));
+    s.send("start newp")?;
+    s.send("\t")?;
+    s.flush()?;
+    s.exp_string("start newprog")?;
+    assert_eq!(statuses(), 2, "{:?}", d.requests());
+    s.send_control('c')?;
+    s.exp_string(PROMPT)?;
+    s.send_line("quit")?;
+    s.exp_eof()?;
+    Ok(())
+}
