@@ -163,9 +163,24 @@ impl Runner {
                     let _ = writeln!(err, "error: unexpected reply from taskmasterd: {other:?}");
                     break Ok(Code::Failed);
                 }
-                // The daemon ended the stream (process gone, daemon stopping).
-                Err(CallError::Lost(ClientError::Closed)) | Err(CallError::Interrupted) => {
-                    break Ok(Code::Ok);
+                Err(CallError::Interrupted) => break Ok(Code::Ok),
+                // The daemon ended the stream: it stopped, or the program
+                // was removed by a reload. A new connection tells which.
+                Err(CallError::Lost(ClientError::Closed)) => {
+                    self.session.disconnect();
+                    let (why, kind, code) = match self.session.client() {
+                        Ok(_) => (
+                            "taskmasterd is still running: the program was removed",
+                            "stream_ended",
+                            Code::Failed,
+                        ),
+                        Err(_) => ("taskmasterd stopped", "unreachable", Code::Unreachable),
+                    };
+                    if json {
+                        out.write_all(render::error_json(kind, why).as_bytes())?;
+                    }
+                    let _ = writeln!(err, "the daemon closed the stream: {why}");
+                    break Ok(code);
                 }
                 Err(e) => break self.report(&e, json, out, err),
             }

@@ -151,8 +151,15 @@ fn other_commands_map_to_their_requests() -> Result<(), serde_json::Error> {
 fn tail_follow_prints_chunks_until_the_stream_ends() {
     let d = FakeDaemon::start(standard);
     let r = run(&["-c", &cfg(&d), "tail", "-f", "web:0"], "");
-    ok(&r);
     assert_eq!(r.stdout, "line 1\nline 2\nline 3\nline 4\n");
+    // This daemon ends the stream and still answers: as if the program
+    // had been removed by a reload.
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the daemon closed the stream: taskmasterd is still running"),
+        "{r:?}"
+    );
     let r = run(&["-c", &cfg(&d), "tail", "quiet"], "");
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("discarded"), "{r:?}");

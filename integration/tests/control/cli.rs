@@ -277,6 +277,34 @@ programs:
     Ok(())
 }
 
+/// `tail -f` says why its stream ended when the daemon stops (exit 3),
+/// never a silent exit 0.
+#[test]
+fn tail_follow_says_the_daemon_stopped_and_exits_3() -> TestResult {
+    let daemon = TestDaemon::start(
+        "programs:\n  ticker:\n    cmd: \"sh -c 'while :; do echo tick; sleep 0.05; done'\"\n    starttime: 0\n",
+    )?;
+    daemon.running_pid("ticker:0")?;
+    let dir = tempfile::tempdir()?;
+    let err = dir.path().join("stderr");
+    let mut cmd = Command::new(bins::taskmasterctl()?);
+    cmd.arg("--server")
+        .arg(daemon.addr())
+        .arg("--token-file")
+        .arg(daemon.token_path())
+        .args(["tail", "-f", "ticker"]);
+    let mut follower = Background::spawn_with_stderr(cmd, std::fs::File::create(&err)?)?;
+    follower.line(SOON).ok_or("tail -f printed nothing")?;
+    ctl_expect(&daemon, &["shutdown"], 0)?;
+    assert_eq!(follower.exit_code(SOON), Some(3));
+    let said = std::fs::read_to_string(&err)?;
+    assert!(
+        said.contains("the daemon closed the stream: taskmasterd stopped"),
+        "{said:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn version_help_and_reload() -> TestResult {
     let daemon =

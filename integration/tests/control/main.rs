@@ -109,10 +109,15 @@ struct Background {
 }
 
 impl Background {
-    fn spawn(mut cmd: Command) -> TestResult<Background> {
+    fn spawn(cmd: Command) -> TestResult<Background> {
+        Self::spawn_with_stderr(cmd, Stdio::null())
+    }
+
+    /// [`Background::spawn`] with stderr going to `stderr` (e.g. a file).
+    fn spawn_with_stderr(mut cmd: Command, stderr: impl Into<Stdio>) -> TestResult<Background> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .process_group(0);
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
@@ -136,6 +141,16 @@ impl Background {
     /// Whether it is still running.
     fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its exit code once it has exited, within `timeout`.
+    fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let mut code = None;
+        integration::wait_until(timeout, || {
+            code = self.child.try_wait().ok().flatten().and_then(|s| s.code());
+            code.is_some()
+        });
+        code
     }
 }
 
