@@ -30,6 +30,7 @@ pub fn detach() -> Result<File, DaemonizeError> {
     match unsafe { fork() }? {
         ForkResult::Parent { .. } => {
             drop(write_end);
+            crate::signals::restore_defaults();
             std::process::exit(wait_for_daemon(read_end));
         }
         ForkResult::Child => {

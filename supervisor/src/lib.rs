@@ -13,12 +13,12 @@ pub mod eventlog;
 pub mod leftovers;
 pub mod pidfile;
 pub mod reload;
+pub mod signals;
 
 use actix::{Actor, Addr, System};
 use actors::reaper::{ChildTable, Reaper};
 use actors::registry::{Registry, RegistryInit, Reload, ReopenLogs, Shutdown};
 use std::io;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Everything [`run`] needs, prepared by the caller.
 #[derive(Debug)]
@@ -36,17 +36,16 @@ pub struct DaemonInit {
 /// `shutdown`), and returns the process exit code. SIGHUP reloads the config,
 /// SIGUSR2 reopens every log file, a second SIGTERM/SIGINT forces the stop.
 ///
-/// Signal handlers are installed before any child is spawned: a signal that
-/// arrived before would otherwise take its default action and kill us.
+/// Signal handlers are installed ([`signals::install`], normally already by
+/// `main`) before any child is spawned: a signal that arrived before would
+/// otherwise take its default action and kill us. Those received during
+/// start-up are applied now, in order (a reload before a shutdown).
 pub fn run(init: DaemonInit) -> io::Result<i32> {
+    signals::install()?;
     let system = System::new();
     let ready = init.ready;
     let started: io::Result<()> = system.block_on(async move {
         let children = ChildTable::default();
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut usr2 = signal(SignalKind::user_defined2())?;
         Reaper::new(children.clone())?.start();
         let registry = Registry::new(RegistryInit {
             config: init.config,
@@ -57,17 +56,22 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
         })
         .start();
         actix::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(()) = term.recv() => shutdown(&registry, "SIGTERM"),
-                    Some(()) = int.recv() => shutdown(&registry, "SIGINT"),
-                    // tokio coalesces a burst of SIGHUPs into one wake-up, and
-                    // each reload is synchronous in the Registry: a burst is
-                    // one or a few reloads, never interleaved ones.
-                    Some(()) = hup.recv() => registry.do_send(Reload),
-                    Some(()) = usr2.recv() => registry.do_send(ReopenLogs),
-                    else => break,
+            let applied = signals::dispatch(|sig, meaning, count| match meaning {
+                // A second SIGTERM/SIGINT forces the shutdown.
+                signals::Meaning::Shutdown => {
+                    for _ in 0..count.min(2) {
+                        shutdown(&registry, &signals::name(sig));
+                    }
                 }
+                // A burst of SIGHUPs is one reload: each reload is
+                // synchronous in the Registry and reads the latest file.
+                signals::Meaning::Reload => registry.do_send(Reload),
+                signals::Meaning::ReopenLogs => registry.do_send(ReopenLogs),
+                signals::Meaning::Ignore => {}
+            })
+            .await;
+            if let Err(e) = applied {
+                tracing::error!("signals can no longer be received: {e}");
             }
         });
         Ok(())

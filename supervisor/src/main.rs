@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use supervisor::{DaemonInit, auth, config, daemonize, eventlog, leftovers, pidfile};
+use supervisor::{DaemonInit, auth, config, daemonize, eventlog, leftovers, pidfile, signals};
 
 /// Keeps a YAML-described fleet of programs alive.
 #[derive(Debug, Parser)]
@@ -73,6 +73,9 @@ fn check(args: &Args) -> ExitCode {
 }
 
 fn start(args: &Args) -> anyhow::Result<i32> {
+    // First: from here on no signal can kill the daemon by its default
+    // action; those received during start-up are applied once it is done.
+    signals::install().context("cannot install the signal handlers")?;
     // Everything that can fail happens here, before going to the background,
     // so that a failure is a message on the terminal and exit status 1.
     let config = match config::load(&args.config) {
@@ -136,6 +139,14 @@ fn start(args: &Args) -> anyhow::Result<i32> {
     // this config has failed before it could get here and stop our children.
     let tag = leftovers::install(leftovers::Tag::for_config(&config.file));
     leftovers::stop_leftovers(tag, &config);
+    if let Some(signal) = signals::take_shutdown_request() {
+        tracing::info!(
+            signal,
+            "shutdown requested during start-up; nothing was started"
+        );
+        pidfile.remove();
+        return Ok(0);
+    }
     let code = supervisor::run(DaemonInit {
         config,
         listener,
