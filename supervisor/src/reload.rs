@@ -5,12 +5,35 @@
 //! changed keys (see [`crate::config::PROGRAM_KEYS`]): a spawn-affecting key
 //! means its instances are restarted; `numprocs` means scaling in place;
 //! policy keys (and `autostart`) are applied to the live actors. Unchanged
-//! programs are not touched at all. The Registry carries the plan out.
+//! programs are not touched at all. The Registry carries the plan out; the
+//! summary names every kind of change a program had (`numprocs` and
+//! `stoptime` together: scaled *and* updated in place).
 
-use crate::actors::program::Change;
-use crate::config::{Config, KeyClass, PROGRAM_KEYS, ProgramConfig, changed_keys};
+use crate::config::{Config, KeyClass, ProgramConfig, changed_keys, key_class};
 use proto::ReloadSummary;
 use std::sync::Arc;
+
+/// How a reloaded program differs from the running one: what the
+/// ProgramActor must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Only policy keys (and maybe `autostart`): applied to live instances.
+    Policy,
+    /// `numprocs` changed (maybe with policy keys): scale in place.
+    Scale,
+    /// A key that changes how a process is spawned: restart the instances,
+    /// one by one (and scale if `numprocs` changed too).
+    Respawn,
+}
+
+/// A program the reload changes.
+#[derive(Debug)]
+pub struct Changed {
+    pub config: Arc<ProgramConfig>,
+    pub change: Change,
+    /// The classes of its changed keys, for the summary.
+    pub classes: Vec<KeyClass>,
+}
 
 /// What a reload will do.
 #[derive(Debug, Default)]
@@ -18,33 +41,39 @@ pub struct ReloadPlan {
     pub added: Vec<Arc<ProgramConfig>>,
     pub removed: Vec<String>,
     /// Programs to update, with their new config and how.
-    pub changed: Vec<(Arc<ProgramConfig>, Change)>,
+    pub changed: Vec<Changed>,
     pub unchanged: Vec<String>,
     /// Non-program sections that changed, said in words.
     pub notes: Vec<String>,
 }
 
-fn class_of(key: &str) -> Option<KeyClass> {
-    PROGRAM_KEYS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, c)| *c)
+/// The classes of the keys that differ, without repeats.
+fn changed_classes(old: &ProgramConfig, new: &ProgramConfig) -> Vec<KeyClass> {
+    let mut classes: Vec<KeyClass> = Vec::new();
+    for class in changed_keys(old, new).into_iter().filter_map(key_class) {
+        if !classes.contains(&class) {
+            classes.push(class);
+        }
+    }
+    classes
+}
+
+/// The action for a set of changed key classes: the most disruptive wins.
+fn change_for(classes: &[KeyClass]) -> Option<Change> {
+    if classes.is_empty() {
+        None
+    } else if classes.contains(&KeyClass::Spawn) {
+        Some(Change::Respawn)
+    } else if classes.contains(&KeyClass::Scale) {
+        Some(Change::Scale)
+    } else {
+        Some(Change::Policy)
+    }
 }
 
 /// How to apply `new` over `old`; `None` when nothing changed.
 pub fn classify(old: &ProgramConfig, new: &ProgramConfig) -> Option<Change> {
-    let keys = changed_keys(old, new);
-    if keys.is_empty() {
-        return None;
-    }
-    let classes: Vec<_> = keys.iter().filter_map(|k| class_of(k)).collect();
-    Some(if classes.contains(&KeyClass::Spawn) {
-        Change::Respawn
-    } else if classes.contains(&KeyClass::Scale) {
-        Change::Scale
-    } else {
-        Change::Policy
-    })
+    change_for(&changed_classes(old, new))
 }
 
 /// Compares two configs.
@@ -53,10 +82,17 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
     for (name, old_program) in &old.programs {
         match new.programs.get(name) {
             None => plan.removed.push(name.clone()),
-            Some(new_program) => match classify(old_program, new_program) {
-                None => plan.unchanged.push(name.clone()),
-                Some(change) => plan.changed.push((new_program.clone(), change)),
-            },
+            Some(new_program) => {
+                let classes = changed_classes(old_program, new_program);
+                match change_for(&classes) {
+                    None => plan.unchanged.push(name.clone()),
+                    Some(change) => plan.changed.push(Changed {
+                        config: new_program.clone(),
+                        change,
+                        classes,
+                    }),
+                }
+            }
         }
     }
     for (name, program) in &new.programs {
@@ -105,19 +141,26 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
 impl ReloadPlan {
     /// The client-facing summary.
     pub fn summary(&self) -> ReloadSummary {
-        let names = |change: Change| -> Vec<String> {
+        // A restart applies the policy keys too, so a restarted program is
+        // not also "updated in place"; scaling happens either way.
+        let names = |kind: fn(&Changed) -> bool| -> Vec<String> {
             self.changed
                 .iter()
-                .filter(|(_, c)| *c == change)
-                .map(|(p, _)| p.name.clone())
+                .filter(|c| kind(c))
+                .map(|c| c.config.name.clone())
                 .collect()
         };
         ReloadSummary {
             added: self.added.iter().map(|p| p.name.clone()).collect(),
             removed: self.removed.clone(),
-            restarted: names(Change::Respawn),
-            scaled: names(Change::Scale),
-            updated: names(Change::Policy),
+            restarted: names(|c| c.change == Change::Respawn),
+            scaled: names(|c| c.classes.contains(&KeyClass::Scale)),
+            updated: names(|c| {
+                c.change != Change::Respawn
+                    && c.classes
+                        .iter()
+                        .any(|k| matches!(k, KeyClass::Policy | KeyClass::Autostart))
+            }),
             unchanged: self.unchanged.clone(),
             notes: self.notes.clone(),
         }
@@ -198,5 +241,26 @@ mod tests {
             edit(&mut new);
             assert_eq!(classify(&base, &new), expected, "changing {what}");
         }
+    }
+
+    fn config_of(programs: &str) -> Config {
+        match crate::config::parse(programs, Path::new("/tmp/t.yaml")) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_every_kind_of_change_a_program_had() {
+        let old =
+            config_of("programs:\n  both: {cmd: a}\n  respawn: {cmd: a}\n  policy: {cmd: a}\n");
+        // numprocs + stoptime; numprocs + umask + stoptime; autostart.
+        let new = config_of(
+            "programs:\n  both: {cmd: a, numprocs: 3, stoptime: 1}\n  respawn: {cmd: a, numprocs: 2, umask: '022', stoptime: 1}\n  policy: {cmd: a, autostart: false}\n",
+        );
+        let s = plan(&old, &new).summary();
+        assert_eq!(s.scaled, ["both", "respawn"]);
+        assert_eq!(s.updated, ["both", "policy"]);
+        assert_eq!(s.restarted, ["respawn"]);
     }
 }

@@ -20,6 +20,7 @@ use crate::actors::notifier::{InstanceEvent, SecretEnv};
 use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor, SharedInfo};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
+use crate::reload::Change;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
     MessageResult, Recipient, ResponseActFuture, ResponseFuture, WrapFuture,
@@ -332,18 +333,6 @@ impl Handler<Retire> for ProgramActor {
             outcomes
         }))
     }
-}
-
-/// How a reloaded program differs from the running one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Only policy keys (and maybe `autostart`): applied to live instances.
-    Policy,
-    /// `numprocs` changed (maybe with policy keys): scale in place.
-    Scale,
-    /// A key that changes how a process is spawned: restart the instances,
-    /// one by one.
-    Respawn,
 }
 
 /// Apply a reloaded config to this program.

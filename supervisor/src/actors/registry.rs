@@ -416,11 +416,11 @@ impl Registry {
                 );
             }
         }
-        for (config, change) in &plan.changed {
-            if let Some(addr) = self.programs.get(&config.name) {
+        for changed in &plan.changed {
+            if let Some(addr) = self.programs.get(&changed.config.name) {
                 addr.do_send(program::Apply {
-                    config: config.clone(),
-                    change: *change,
+                    config: changed.config.clone(),
+                    change: changed.change,
                 });
             }
         }
