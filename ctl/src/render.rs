@@ -259,6 +259,10 @@ fn unexpected(reply: &Response) -> String {
 
 /// A usage error: the message and, when known, the command's usage line.
 pub fn usage_error(e: &UsageError, json: bool) -> Rendered {
+    // As every error: with --json only the document, on stdout.
+    if json {
+        return Rendered::out(error_json("usage", &e.message), Code::Usage);
+    }
     let mut stderr = format!("error: {e}\n");
     match e.usage() {
         Some(u) => {
@@ -266,15 +270,7 @@ pub fn usage_error(e: &UsageError, json: bool) -> Rendered {
         }
         None => stderr.push_str("type help for the list of commands\n"),
     }
-    Rendered {
-        stdout: if json {
-            error_json("usage", &e.message)
-        } else {
-            String::new()
-        },
-        stderr,
-        code: Code::Usage,
-    }
+    Rendered::err(stderr, Code::Usage)
 }
 
 /// `help` (every command) or `help CMD` (its usage and description).

@@ -176,10 +176,12 @@ impl Runner {
                         ),
                         Err(_) => ("taskmasterd stopped", "unreachable", Code::Unreachable),
                     };
+                    let why = format!("the daemon closed the stream: {why}");
                     if json {
-                        out.write_all(render::error_json(kind, why).as_bytes())?;
+                        out.write_all(render::error_json(kind, &why).as_bytes())?;
+                    } else {
+                        let _ = writeln!(err, "{why}");
                     }
-                    let _ = writeln!(err, "the daemon closed the stream: {why}");
                     break Ok(code);
                 }
                 Err(e) => break self.report(&e, json, out, err),
@@ -198,10 +200,13 @@ impl Runner {
         err: &mut dyn Write,
     ) -> io::Result<Code> {
         self.session.disconnect();
+        // One rule for every error: with --json, one JSON document on
+        // stdout and nothing on stderr; without, text on stderr.
         if json {
             out.write_all(render::error_json(e.kind(), &e.to_string()).as_bytes())?;
+        } else {
+            let _ = writeln!(err, "error: {e}");
         }
-        let _ = writeln!(err, "error: {e}");
         Ok(e.code())
     }
 

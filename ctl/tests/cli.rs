@@ -243,9 +243,62 @@ fn unreachable_daemon_wrong_token_and_missing_token_file_exit_3() {
         "",
     );
     assert_eq!(r.code, Some(3), "{r:?}");
-    assert!(r.stderr.contains("cannot connect to taskmasterd"), "{r:?}");
+    assert!(r.stdout.contains("cannot connect to taskmasterd"), "{r:?}");
     assert!(r.stdout.contains("\"kind\":\"unreachable\""), "{r:?}");
+    assert_eq!(r.stderr, "", "with --json, errors are on stdout only");
     assert!(d.requests().is_empty(), "nothing runs without a welcome");
+}
+
+/// With --json every kind of error is one JSON document on stdout and
+/// nothing on stderr: a daemon's error reply, a usage error, a missing token
+/// file, a refused token.
+#[test]
+fn with_json_every_error_is_one_document_on_stdout_and_nothing_on_stderr() {
+    let d = FakeDaemon::start(standard);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, "0123456789abcdef\n").unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.path().join("missing.token").display().to_string();
+    let wrong = wrong.display().to_string();
+    let addr = d.addr.to_string();
+    for (args, kind, code) in [
+        (
+            vec!["-c", &cfg(&d), "--json", "status", "nope"],
+            "unknown_target",
+            1,
+        ),
+        (vec!["-c", &cfg(&d), "--json", "stauts"], "usage", 2),
+        (
+            vec![
+                "--server",
+                &addr,
+                "--token-file",
+                &missing,
+                "--json",
+                "status",
+            ],
+            "token",
+            3,
+        ),
+        (
+            vec![
+                "--server",
+                &addr,
+                "--token-file",
+                &wrong,
+                "--json",
+                "status",
+            ],
+            "auth",
+            3,
+        ),
+    ] {
+        let r = run(&args, "");
+        assert_eq!(r.code, Some(code), "{args:?}: {r:?}");
+        assert_eq!(r.stderr, "", "{args:?}: {r:?}");
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        assert_eq!(v["error"]["kind"], kind, "{args:?}: {r:?}");
+    }
 }
 
 #[test]
