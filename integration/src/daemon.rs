@@ -53,6 +53,10 @@ pub struct DaemonBuilder {
     leaked_fds: Vec<i32>,
     /// RLIMIT_NOFILE, soft and hard, for the daemon.
     fd_limit: Option<u64>,
+    /// The daemon's umask.
+    umask: Option<libc::mode_t>,
+    /// RLIMIT_FSIZE, soft and hard, for the daemon.
+    file_size_limit: Option<u64>,
 }
 
 impl DaemonBuilder {
@@ -69,6 +73,8 @@ impl DaemonBuilder {
             blocked_and_ignored: Vec::new(),
             leaked_fds: Vec::new(),
             fd_limit: None,
+            umask: None,
+            file_size_limit: None,
         })
     }
 
@@ -112,6 +118,20 @@ impl DaemonBuilder {
         self
     }
 
+    /// Starts the daemon unable to write any file past `bytes` (writes
+    /// then fail with EFBIG, as on a full disk; ignore SIGXFSZ too with
+    /// [`DaemonBuilder::block_and_ignore`], or the first one kills it).
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
+        self
+    }
+
+    /// Starts the daemon with this umask (e.g. 0, the most permissive).
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask as libc::mode_t);
+        self
+    }
+
     /// Writes the config, starts `taskmasterd -c DIR/taskmaster.yaml` and
     /// waits (10 s) for its `listening on ADDR` line.
     pub fn start(self) -> Result<TestDaemon, HarnessError> {
@@ -149,7 +169,12 @@ impl DaemonBuilder {
             rlim_cur: n,
             rlim_max: n,
         });
-        // SAFETY: dup2 and setrlimit only (async-signal-safe), on
+        let umask = self.umask;
+        let file_size_limit = self.file_size_limit.map(|n| libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n,
+        });
+        // SAFETY: dup2, setrlimit and umask only (async-signal-safe), on
         // descriptors numbered and a limit built before the fork; dup2
         // leaves the copy without close-on-exec.
         unsafe {
@@ -163,6 +188,14 @@ impl DaemonBuilder {
                     && libc::setrlimit(libc::RLIMIT_NOFILE, limit) == -1
                 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some(limit) = &file_size_limit
+                    && libc::setrlimit(libc::RLIMIT_FSIZE, limit) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(mask) = umask {
+                    libc::umask(mask);
                 }
                 Ok(())
             });

@@ -3,14 +3,15 @@
 //!
 //! Events are ordinary `tracing` events with structured fields
 //! (`process = "web:0"`, `pid = 1234`); this module only decides where they go.
-//! The file is opened in append mode before anything can fail later, can be
+//! The file is opened in append mode before anything can fail later (never
+//! through a symlink, and only if it is a regular file), can be
 //! reopened (SIGUSR2, a changed `log.file` on reload) without losing a line,
 //! and the level can be changed in place.
 
 use crate::config::{LogConfig, LogLevel};
-use std::fs::{File, OpenOptions};
+use crate::sys::fsafe::{self, FileError};
+use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tracing_subscriber::filter::LevelFilter;
@@ -22,8 +23,9 @@ use tracing_subscriber::{Registry, reload};
 /// Why the event log could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    #[error("cannot open event log {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
+    /// Names the path and why (a symlink, a FIFO, an OS error).
+    #[error("{0}")]
+    Open(#[from] FileError),
     #[error("cannot install the event log: {0}")]
     Install(String),
 }
@@ -124,16 +126,9 @@ impl LogFile {
     }
 }
 
+/// Never through a symlink, never a FIFO or device ([`fsafe`]).
 fn open_append(path: &Path) -> Result<File, EventLogError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|source| EventLogError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
+    Ok(fsafe::open_append(path, "the event log")?.0)
 }
 
 /// One event's writer: buffers the formatted line, writes it whole on drop,

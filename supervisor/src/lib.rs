@@ -14,6 +14,7 @@ pub mod leftovers;
 pub mod pidfile;
 pub mod reload;
 pub mod signals;
+pub mod sys;
 
 use actix::{Actor, Addr, System};
 use actors::reaper::{ChildTable, Reaper};

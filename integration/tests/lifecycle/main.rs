@@ -9,6 +9,7 @@
 //! `integration/soak.sh`; the default run does a short version of each.
 
 mod daemonize;
+mod hardening_files;
 mod orphans;
 mod output;
 mod signals;

@@ -30,7 +30,7 @@
 //! [`NotifyTest`] (from the Registry). Sends: mail. Stops: with the System;
 //! queued mails and open digests are dropped then.
 
-use crate::actors::process::output::{self, OutputSink};
+use crate::actors::process::output::OutputSink;
 use crate::actors::reaper::ExitStatus;
 use crate::config::email::Secret;
 use crate::config::{EmailConfig, NotifyEvent, NotifyRule, ProgramConfig, SmtpTls};
@@ -584,10 +584,10 @@ impl Notifier {
                     continue;
                 };
                 sink.settle(TAIL_SETTLE).await;
-                let lines = match output::read_tail(sink.path(), TAIL_LINES) {
+                let lines = match sink.tail(TAIL_LINES) {
                     Ok(lines) => Ok(lines),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                    Err(e) => Err(format!("cannot read {}: {e}", sink.path().display())),
+                    Err(e) if e.is_not_found() => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
                 };
                 tails.push(Tail {
                     instance,

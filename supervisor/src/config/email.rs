@@ -9,6 +9,7 @@
 //! environment without the variable (a developer's shell running `--check`)
 //! is not a config error; the daemon logs it when it starts or reloads.
 
+use crate::sys::fsafe::{self, FileError};
 use lettre::Address;
 use lettre::message::Mailbox;
 use std::collections::BTreeSet;
@@ -124,6 +125,9 @@ pub enum PasswordError {
     File { path: PathBuf, source: io::Error },
     #[error("password file {} (email.smtp.password_file) {why}", path.display())]
     Unsafe { path: PathBuf, why: String },
+    /// A symlink, a FIFO, a device, or a file too large to be a password.
+    #[error("{0}")]
+    Refused(FileError),
 }
 
 impl EmailConfig {
@@ -149,19 +153,24 @@ impl EmailConfig {
     }
 }
 
-/// Why a password file is unsafe to use, if it is: not a regular file, or
-/// any permission bit for group or others.
-pub fn password_file_problem(path: &Path) -> Result<(), PasswordError> {
-    let meta = std::fs::metadata(path).map_err(|source| PasswordError::File {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(PasswordError::Unsafe {
-            path: path.to_path_buf(),
-            why: "is not a regular file".into(),
-        });
-    }
+/// A password file larger than this is not a password file.
+const MAX_PASSWORD_FILE: u64 = 64 * 1024;
+
+/// How messages name the password file.
+const PASSWORD_FILE: &str = "the password file (email.smtp.password_file)";
+
+/// Opens the password file as only a safe one is: a regular file (not a
+/// symlink, never a FIFO that would block the open) with no permission bit
+/// for group or others.
+fn open_password_file(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), PasswordError> {
+    let (file, meta) =
+        fsafe::open_read(path, PASSWORD_FILE, fsafe::Follow::No).map_err(|e| match e {
+            FileError::Io { source, .. } => PasswordError::File {
+                path: path.to_path_buf(),
+                source,
+            },
+            refused => PasswordError::Refused(refused),
+        })?;
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(PasswordError::Unsafe {
@@ -172,15 +181,29 @@ pub fn password_file_problem(path: &Path) -> Result<(), PasswordError> {
             ),
         });
     }
-    Ok(())
+    Ok((file, meta))
+}
+
+/// Why a password file is unsafe to use, if it is: not a regular file (a
+/// symlink, a FIFO), or any permission bit for group or others.
+pub fn password_file_problem(path: &Path) -> Result<(), PasswordError> {
+    open_password_file(path).map(|_| ())
 }
 
 /// The first line of a safe password file, without its line end.
 fn read_password_file(path: &Path) -> Result<Secret, PasswordError> {
-    password_file_problem(path)?;
-    let text = std::fs::read_to_string(path).map_err(|source| PasswordError::File {
+    let (file, meta) = open_password_file(path)?;
+    let bytes = fsafe::read_all_bounded(file, &meta, path, PASSWORD_FILE, MAX_PASSWORD_FILE)
+        .map_err(|e| match e {
+            FileError::Io { source, .. } => PasswordError::File {
+                path: path.to_path_buf(),
+                source,
+            },
+            refused => PasswordError::Refused(refused),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| PasswordError::Unsafe {
         path: path.to_path_buf(),
-        source,
+        why: "is not UTF-8 text".into(),
     })?;
     let first = text.lines().next().unwrap_or("");
     if first.is_empty() {

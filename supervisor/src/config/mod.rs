@@ -15,6 +15,7 @@ mod yaml;
 pub use email::{EmailConfig, NotifyEvent, NotifyRule, PasswordSource, SmtpConfig, SmtpTls};
 pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
 
+use crate::sys::fsafe::{self, FileError};
 use proto::{OutputStream, Signal};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +35,13 @@ pub const DEFAULT_LOGS_DIR: &str = "logs";
 
 /// Largest accepted `numprocs`.
 pub const MAX_NUMPROCS: u32 = 10_000;
+
+/// `server.max_processes` when unset: the most instances (the sum of every
+/// program's `numprocs`) a config may ask for.
+pub const DEFAULT_MAX_PROCESSES: u32 = 100_000;
+
+/// A larger config file is refused before it is read (16 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +68,9 @@ pub struct ServerConfig {
     pub allow_remote: bool,
     /// Default `taskmasterd.pid` next to the config.
     pub pidfile: PathBuf,
+    /// The most instances the config may ask for in all (the sum of
+    /// `numprocs`); default [`DEFAULT_MAX_PROCESSES`].
+    pub max_processes: u32,
 }
 
 /// `log:` section: the event log.
@@ -367,6 +378,10 @@ pub enum ConfigError {
     },
     #[error("{}: {why}", path.display())]
     Unsafe { path: PathBuf, why: String },
+    /// Not a regular file (a FIFO, a device), or larger than
+    /// [`MAX_CONFIG_BYTES`]; the message names the path and the limit.
+    #[error("{0}")]
+    File(FileError),
     #[error("{} problem(s) in {}:\n{}", problems.len(), file.display(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid {
         file: PathBuf,
@@ -390,7 +405,9 @@ impl Config {
                 })
         });
         if needed {
-            std::fs::create_dir_all(&logs)?;
+            // 0750 whatever the umask: programs running as another user
+            // must not be able to replace their files.
+            fsafe::create_dir_all(&logs)?;
         }
         Ok(())
     }
@@ -400,7 +417,9 @@ impl ConfigError {
     /// One line per problem, as `--check` prints them.
     pub fn lines(&self) -> Vec<String> {
         match self {
-            ConfigError::Read { .. } | ConfigError::Unsafe { .. } => vec![self.to_string()],
+            ConfigError::Read { .. } | ConfigError::Unsafe { .. } | ConfigError::File(_) => {
+                vec![self.to_string()]
+            }
             ConfigError::Invalid { problems, .. } => {
                 problems.iter().map(|p| p.to_string()).collect()
             }
@@ -410,16 +429,24 @@ impl ConfigError {
 
 /// Reads and validates the config file at `path`. As root, a file (or
 /// directory) that another user could change is refused: its `cmd`s run as
-/// root.
+/// root. Only a regular file of at most [`MAX_CONFIG_BYTES`] is read: a FIFO
+/// (which would block the daemon's one thread in `open`), a device such as
+/// `/dev/zero`, or a huge file is refused at once.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let file_error = |e: FileError| match e {
+        FileError::Io { source, .. } => read_error(source),
+        other => ConfigError::File(other),
+    };
+    // A symlinked config is the operator's choice (and, as root, the file
+    // it leads to is judged below), so it is followed.
+    let (file, meta) =
+        fsafe::open_read(path, "the config file", fsafe::Follow::Yes).map_err(file_error)?;
     if nix::unistd::geteuid().is_root() {
         // Judged on the opened file, so the file read is the file checked.
-        let meta = file.metadata().map_err(read_error)?;
         let dir = std::path::absolute(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf));
@@ -432,10 +459,89 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             });
         }
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text).map_err(read_error)?;
+    let bytes = fsafe::read_all_bounded(file, &meta, path, "the config file", MAX_CONFIG_BYTES)
+        .map_err(file_error)?;
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    parse(&text, &file)
+    parse_bytes(&bytes, &file)
+}
+
+/// [`parse`] of a file's bytes: invalid UTF-8 is a problem at its position.
+pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Config, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            // Valid UTF-8 by construction.
+            let before = String::from_utf8_lossy(valid);
+            let (line, col) = line_col(&before, before.len());
+            Err(ConfigError::Invalid {
+                file: file.to_path_buf(),
+                problems: vec![Problem {
+                    file: file.to_path_buf(),
+                    line,
+                    col,
+                    key: String::new(),
+                    message: format!(
+                        "invalid UTF-8 (byte 0x{:02x}); a config file is UTF-8 text",
+                        bytes[e.valid_up_to()]
+                    ),
+                }],
+            })
+        }
+    }
+}
+
+/// Control characters (other than tab, line feed and carriage return) are
+/// refused before parsing: the YAML parser silently stops at a NUL, so a
+/// damaged file would lose every program after it. At most this many are
+/// listed.
+const MAX_CONTROL_PROBLEMS: usize = 10;
+
+fn control_characters(text: &str, file: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut found = 0usize;
+    let (mut line, mut col) = (1usize, 1usize);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            col = 1;
+            continue;
+        }
+        if c.is_control() && c != '\t' && c != '\r' {
+            found += 1;
+            if problems.len() < MAX_CONTROL_PROBLEMS {
+                problems.push(Problem {
+                    file: file.to_path_buf(),
+                    line,
+                    col,
+                    key: String::new(),
+                    message: format!(
+                        "control character U+{:04X}{} is not allowed in a config file (the file may be damaged)",
+                        u32::from(c),
+                        if c == '\0' { " (NUL)" } else { "" }
+                    ),
+                });
+            }
+        }
+        col += 1;
+    }
+    if found > problems.len()
+        && let Some(last) = problems.last_mut()
+    {
+        last.message.push_str(&format!(
+            "; {} more control characters follow",
+            found - MAX_CONTROL_PROBLEMS
+        ));
+    }
+    problems
+}
+
+/// 1-based line and column (in characters) of byte offset `at` of `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 /// Whether root may run what the file at `path` says: it and its directory
@@ -492,6 +598,13 @@ fn unsafe_for_root(uid: u32, gid: u32, mode: u32, is_dir: bool) -> Option<String
 ///
 /// Reports every problem found, sorted by position, rather than the first.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let control = control_characters(text, file);
+    if !control.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_path_buf(),
+            problems: control,
+        });
+    }
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     validate::validate(text, file, &absolute, &dir).map_err(|problems| ConfigError::Invalid {

@@ -331,6 +331,7 @@ fn defaults_are_supervisords() -> Result<(), String> {
             token_file: dir.join("taskmasterd.token"),
             allow_remote: false,
             pidfile: dir.join("taskmasterd.pid"),
+            max_processes: 100_000,
         }
     );
     assert_eq!(
@@ -766,4 +767,82 @@ fn mangled_configs_never_panic_and_always_say_where() {
             }
         }
     }
+}
+
+#[test]
+fn a_nul_or_other_control_character_is_refused_with_its_position() {
+    // yaml-rust2 would stop at the NUL and `b` would silently not exist.
+    let p = problem("programs:\n  a:\n    cmd: sleep 1\n \0 b:\n    cmd: sleep 2\n");
+    assert_eq!((p.line, p.col), (4, 2), "{p}");
+    assert!(p.message.contains("U+0000 (NUL)"), "{p}");
+    let p = problem("programs:\n  a:\n    cmd: \"sle\u{1b}ep 1\"\n");
+    assert_eq!((p.line, p.col), (3, 14), "{p}");
+    // Tabs in a value, CR LF line ends are fine.
+    assert!(valid("programs:\r\n  a:\r\n    cmd: \"sleep\t1\"\r\n").is_ok());
+    // A binary file: a bounded list, not one problem per byte.
+    let all = problems(&"\u{1}".repeat(1000));
+    assert_eq!(all.len(), 10);
+    assert!(all[9].message.contains("990 more"), "{}", all[9]);
+}
+
+#[test]
+fn invalid_utf8_is_a_problem_at_its_position() {
+    match parse_bytes(b"programs:\n  a:\n    cmd: \xff\n", Path::new(FILE)) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            assert_eq!(problems.len(), 1);
+            assert_eq!((problems[0].line, problems[0].col), (3, 10));
+            assert!(problems[0].message.contains("0xff"), "{}", problems[0]);
+        }
+        other => panic!("expected a problem, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_total_of_numprocs_is_capped_by_server_max_processes() -> Result<(), String> {
+    let many: String = (0..11)
+        .map(|i| format!("  p{i}:\n    cmd: sleep 1\n    numprocs: 10000\n"))
+        .collect();
+    let p = problem(&format!("programs:\n{many}"));
+    assert_eq!((p.line, p.key.as_str()), (1, "programs"), "{p}");
+    assert!(
+        p.message
+            .contains("110000 processes in all (the sum of numprocs) is more than server.max_processes (100000)"),
+        "{p}"
+    );
+    let config = valid(&format!(
+        "server:\n  max_processes: 110000\nprograms:\n{many}"
+    ))?;
+    assert_eq!(config.server.max_processes, 110_000);
+    let p = problem(
+        "server:\n  max_processes: 2\nprograms:\n  a:\n    cmd: sleep 1\n    numprocs: 3\n",
+    );
+    assert!(p.message.contains("3 processes in all"), "{p}");
+    let p = problem("server:\n  max_processes: 0\nprograms: {}\n");
+    assert_eq!(p.key, "server.max_processes", "{p}");
+    Ok(())
+}
+
+#[test]
+fn a_config_that_is_not_a_regular_file_or_too_large_is_refused_at_once()
+-> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let err = load(Path::new("/dev/zero"))
+        .err()
+        .ok_or("/dev/zero loaded")?;
+    assert_eq!(
+        err.to_string(),
+        "refusing to read the config file from a character device: /dev/zero"
+    );
+    let dir = tempfile::tempdir()?;
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    let err = load(&fifo).err().ok_or("a FIFO loaded")?;
+    assert!(err.to_string().contains("from a FIFO"), "{err}");
+    let big = dir.path().join("big.yaml");
+    let file = std::fs::File::create(&big)?;
+    file.set_len(MAX_CONFIG_BYTES + 1)?;
+    let err = load(&big).err().ok_or("a huge file loaded")?;
+    assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    Ok(())
 }

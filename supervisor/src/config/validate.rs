@@ -16,8 +16,9 @@ mod email;
 
 use super::yaml::{self, Entry, Kind, Node, Pos, Value, quote};
 use super::{
-    AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_PIDFILE, LogConfig, LogLevel,
-    MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem, ProgramConfig, RunAs, ServerConfig,
+    AutoRestart, Config, DEFAULT_LOG_FILE, DEFAULT_LOGS_DIR, DEFAULT_MAX_PROCESSES,
+    DEFAULT_PIDFILE, LogConfig, LogLevel, MAX_NUMPROCS, OutputTarget, PROGRAM_KEYS, Problem,
+    ProgramConfig, RunAs, ServerConfig,
 };
 use proto::Signal;
 use std::collections::BTreeMap;
@@ -27,7 +28,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const TOP_KEYS: &[&str] = &["programs", "server", "log", "email"];
-const SERVER_KEYS: &[&str] = &["listen", "token_file", "allow_remote", "pidfile"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "token_file",
+    "allow_remote",
+    "pidfile",
+    "max_processes",
+];
 const LOG_KEYS: &[&str] = &["file", "level"];
 
 /// Parses and validates `text`; `file` is how problems name the file,
@@ -159,6 +166,11 @@ impl Ctx {
             Some(l) => l,
             None => self.log_defaults(),
         };
+        if let (Some(programs), Some((_, entry))) =
+            (&programs, top.iter().find(|(k, _)| *k == "programs"))
+        {
+            self.total_processes(programs, entry.key.pos, server.max_processes);
+        }
         if self.problems.len() > before {
             return None;
         }
@@ -170,6 +182,27 @@ impl Ctx {
             log,
             email,
         })
+    }
+
+    /// Every instance costs the daemon memory and a few descriptors: the sum
+    /// of `numprocs` is capped (`server.max_processes`), so a small file
+    /// cannot ask for millions of processes.
+    fn total_processes(
+        &mut self,
+        programs: &BTreeMap<String, Arc<ProgramConfig>>,
+        pos: Pos,
+        max: u32,
+    ) {
+        let total: u64 = programs.values().map(|p| u64::from(p.numprocs)).sum();
+        if total > u64::from(max) {
+            self.report(
+                pos,
+                "programs",
+                format!(
+                    "{total} processes in all (the sum of numprocs) is more than server.max_processes ({max}); lower numprocs or raise server.max_processes"
+                ),
+            );
+        }
     }
 
     /// The entries of a mapping whose keys are in `valid`; reports the others.
@@ -776,6 +809,7 @@ impl Ctx {
             token_file: self.dir.join(proto::DEFAULT_TOKEN_FILE),
             allow_remote: false,
             pidfile: self.dir.join(DEFAULT_PIDFILE),
+            max_processes: DEFAULT_MAX_PROCESSES,
         }
     }
 
@@ -811,6 +845,11 @@ impl Ctx {
                 "pidfile" => {
                     if let Some(p) = self.path(v, &at) {
                         server.pidfile = p;
+                    }
+                }
+                "max_processes" => {
+                    if let Some(n) = self.int(v, &at, 1, i128::from(u32::MAX)) {
+                        server.max_processes = to_u32(n);
                     }
                 }
                 _ => {}

@@ -425,11 +425,11 @@ impl ProcessActor {
                     async move {
                         if let Some(sink) = sink {
                             sink.settle(FAILURE_TAIL_SETTLE).await;
-                            match output::read_tail(sink.path(), FAILURE_TAIL_LINES) {
+                            match sink.tail(FAILURE_TAIL_LINES) {
                                 Ok(lines) => outcome.output_tail = lines,
-                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                                Err(e) => tracing::warn!(process = %name, error = %e,
-                                    path = %sink.path().display(), "cannot read output tail"),
+                                Err(e) if e.is_not_found() => {}
+                                Err(e) => tracing::warn!(process = %name,
+                                    "cannot show the output of the failed start: {e}"),
                             }
                         }
                         for w in waiters {
@@ -486,7 +486,7 @@ fn output_sink(
         | (OutputStream::Stderr, _, OutputTarget::InstanceFileIn(dir)) => Some(dir.clone()),
         _ => None,
     };
-    Some(OutputSink::new(stream, path, create_dir))
+    Some(OutputSink::new(&program.name, stream, path, create_dir))
 }
 
 /// `killpg` with the nix equivalent of `signal`.
@@ -741,8 +741,7 @@ impl Handler<ReopenOutput> for ProcessActor {
     fn handle(&mut self, _: ReopenOutput, _: &mut Self::Context) {
         for sink in self.stdout.iter().chain(self.stderr.iter()) {
             if let Err(e) = sink.open() {
-                tracing::error!(process = %self.name, path = %sink.path().display(), error = %e,
-                    "cannot reopen output file");
+                tracing::error!(process = %self.name, "cannot reopen output file: {e}");
             }
         }
     }
@@ -764,14 +763,11 @@ impl Handler<Tail> for ProcessActor {
         };
         // Subscribed before reading, so nothing falls between tail and follow.
         let follower = msg.follow.then(|| sink.subscribe());
-        let lines = match output::read_tail(sink.path(), msg.lines) {
+        let lines = match sink.tail(msg.lines) {
             Ok(lines) => lines,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.is_not_found() => Vec::new(),
             Err(e) => {
-                return Err((
-                    ErrorKind::Failed,
-                    format!("cannot read {}: {e}", sink.path().display()),
-                ));
+                return Err((ErrorKind::Failed, e.to_string()));
             }
         };
         Ok((

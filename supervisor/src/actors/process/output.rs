@@ -28,12 +28,12 @@
 //! [`read_tail`] reads only the end of a file (seeking back block by block),
 //! for `tail` and for the output shown with a failed start.
 
+use crate::sys::fsafe::{self, FileError};
 use bytes::Bytes;
 use proto::OutputStream;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -60,6 +60,8 @@ const TAIL_BLOCK: u64 = 8 * 1024;
 #[derive(Debug)]
 pub struct OutputSink {
     stream: OutputStream,
+    /// `programs.web stdout`, for messages.
+    label: String,
     path: PathBuf,
     /// Created before each open (the per-instance logs directory).
     create_dir: Option<PathBuf>,
@@ -95,11 +97,17 @@ struct FileState {
 }
 
 impl OutputSink {
-    /// A sink writing to `path`; `create_dir` is made (with parents) when
-    /// an open finds it missing.
-    pub fn new(stream: OutputStream, path: PathBuf, create_dir: Option<PathBuf>) -> Arc<Self> {
+    /// A sink writing `program`'s `stream` to `path`; `create_dir` is made
+    /// (with parents, mode 0750) when an open finds it missing.
+    pub fn new(
+        program: &str,
+        stream: OutputStream,
+        path: PathBuf,
+        create_dir: Option<PathBuf>,
+    ) -> Arc<Self> {
         Arc::new(OutputSink {
             stream,
+            label: fsafe::output_label(program, stream),
             path,
             create_dir,
             file: Mutex::new(FileState::default()),
@@ -123,13 +131,24 @@ impl OutputSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// `programs.web stdout`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The last `n` lines of the file ([`read_tail`]).
+    pub fn tail(&self, n: usize) -> Result<Vec<String>, FileError> {
+        read_tail(&self.path, &self.label, n)
+    }
+
     /// (Re)opens the file (append, create, mode 0640), before each spawn and
     /// on SIGUSR2, so a rotated or deleted log is recreated. On failure the
-    /// file already open, if any, stays in use.
-    pub fn open(&self) -> io::Result<()> {
-        let file = self.open_file()?;
+    /// file already open, if any, stays in use. A symlink, FIFO or anything
+    /// but a regular file at the path is refused ([`fsafe`]).
+    pub fn open(&self) -> Result<(), FileError> {
+        let opened = self.open_file()?;
         let mut state = self.lock();
-        self.replace_file(&mut state, file, "reopened");
+        self.replace_file(&mut state, opened, "reopened");
         Ok(())
     }
 
@@ -137,7 +156,7 @@ impl OutputSink {
     /// open one when it is still the file at the path (the common case of
     /// a restart: one `stat` instead of `open` and `close`), reopens it
     /// otherwise.
-    pub fn ensure_open(&self) -> io::Result<()> {
+    pub fn ensure_open(&self) -> Result<(), FileError> {
         {
             let state = self.lock();
             if state.file.is_some() && !state.lost && !state.failing && self.still_at_path(&state) {
@@ -147,19 +166,18 @@ impl OutputSink {
         self.open()
     }
 
-    fn open_file(&self) -> io::Result<File> {
-        let open = || {
-            OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                .open(&self.path)
-        };
+    fn open_file(&self) -> Result<(File, std::fs::Metadata), FileError> {
+        let open = || fsafe::open_append(&self.path, &self.label);
         match (open(), &self.create_dir) {
             // The directory only when it is missing: a `mkdir` per open
             // was measurable when 1000 instances start.
-            (Err(e), Some(dir)) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)?;
+            (Err(e), Some(dir)) if e.is_not_found() => {
+                fsafe::create_dir_all(dir).map_err(|source| FileError::Io {
+                    what: format!("the directory of {}", self.label),
+                    access: fsafe::Access::Write,
+                    path: dir.clone(),
+                    source,
+                })?;
                 open()
             }
             (result, _) => result,
@@ -168,23 +186,29 @@ impl OutputSink {
 
     /// Installs a freshly opened file, ending any lost or failing episode
     /// (logged with what it cost).
-    fn replace_file(&self, state: &mut FileState, file: File, how: &str) {
+    fn replace_file(
+        &self,
+        state: &mut FileState,
+        (file, meta): (File, std::fs::Metadata),
+        how: &str,
+    ) {
         if state.lost || state.failing {
             let dropped = self.dropped_bytes() - state.dropped_before;
             tracing::info!(stream = %self.stream, path = %self.path.display(), dropped_bytes = dropped,
                 "output file {how}; writing again");
         }
         use std::os::unix::fs::MetadataExt;
-        state.identity = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        state.identity = Some((meta.dev(), meta.ino()));
         state.file = Some(file);
         state.failing = false;
         state.lost = false;
     }
 
     /// Whether the open file is still the one at the path (and so linked).
+    /// A symlink at the path is not (`lstat`): it is never followed.
     fn still_at_path(&self, state: &FileState) -> bool {
         use std::os::unix::fs::MetadataExt;
-        match (state.identity, std::fs::metadata(&self.path)) {
+        match (state.identity, std::fs::symlink_metadata(&self.path)) {
             (Some(open), Ok(there)) => open == (there.dev(), there.ino()),
             (Some(_), Err(_)) => false,
             // Could not tell when it was opened: do not churn.
@@ -224,16 +248,16 @@ impl OutputSink {
                 state.lost = true;
                 state.dropped_before = self.dropped_bytes();
                 if state.file.is_none() {
-                    tracing::error!(process = %name, stream = %self.stream, path = %self.path.display(),
-                        error = %e, "cannot open output file; dropping output until it can be");
+                    tracing::error!(process = %name, stream = %self.stream,
+                        "{e}; dropping output until the file can be opened");
                 } else if unlinked {
                     // Writing on would fill the disk with a file nobody sees.
                     state.file = None;
-                    tracing::error!(process = %name, stream = %self.stream, path = %self.path.display(),
-                        error = %e, "output file was deleted and cannot be recreated; dropping output until it can be");
+                    tracing::error!(process = %name, stream = %self.stream,
+                        "output file was deleted and cannot be recreated ({e}); dropping output until it can be");
                 } else {
-                    tracing::warn!(process = %name, stream = %self.stream, path = %self.path.display(),
-                        error = %e, "output file was moved away and cannot be recreated at its path; still writing to the moved file");
+                    tracing::warn!(process = %name, stream = %self.stream,
+                        "output file was moved away and cannot be recreated at its path ({e}); still writing to the moved file");
                 }
             }
         }
@@ -378,13 +402,23 @@ impl OutputSink {
 }
 
 /// The last `n` lines of the file at `path` (lossy UTF-8, oldest first),
-/// reading at most 1 MiB from its end.
-pub fn read_tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
+/// reading at most 1 MiB from its end. Only a regular file, never through a
+/// symlink (a program may have replaced its log with one, or with a FIFO
+/// that would block the open); `what` names it in the error.
+pub fn read_tail(path: &Path, what: &str, n: usize) -> Result<Vec<String>, FileError> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let (file, meta) = fsafe::open_read(path, what, fsafe::Follow::No)?;
+    read_tail_of(file, meta.len(), n).map_err(|source| FileError::Io {
+        what: what.to_string(),
+        access: fsafe::Access::Read,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_tail_of(mut file: File, len: u64, n: usize) -> io::Result<Vec<String>> {
     let mut start = len;
     let mut tail: Vec<u8> = Vec::new();
     // Until it holds n complete lines plus the newline before the first.
@@ -429,12 +463,12 @@ mod tests {
         let path = dir.path().join("log");
         let text: String = (0..5000).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, &text)?;
-        let got = read_tail(&path, 3)?;
+        let got = read_tail(&path, "x", 3)?;
         assert_eq!(got, vec!["line 4997", "line 4998", "line 4999"]);
-        let got = read_tail(&path, 2000)?;
+        let got = read_tail(&path, "x", 2000)?;
         assert_eq!(got.len(), 2000);
         assert_eq!(got[0], "line 3000");
-        assert!(read_tail(&path, 0)?.is_empty());
+        assert!(read_tail(&path, "x", 0)?.is_empty());
         Ok(())
     }
 
@@ -443,12 +477,12 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("log");
         std::fs::write(&path, b"")?;
-        assert!(read_tail(&path, 5)?.is_empty());
+        assert!(read_tail(&path, "x", 5)?.is_empty());
         std::fs::write(&path, b"a\r\nb\n\nc")?;
-        assert_eq!(read_tail(&path, 10)?, vec!["a", "b", "", "c"]);
+        assert_eq!(read_tail(&path, "x", 10)?, vec!["a", "b", "", "c"]);
         std::fs::write(&path, b"ok\nbad \xff\xfe end\n")?;
-        assert_eq!(read_tail(&path, 1)?, vec!["bad \u{fffd}\u{fffd} end"]);
-        assert!(read_tail(&dir.path().join("missing"), 1).is_err());
+        assert_eq!(read_tail(&path, "x", 1)?, vec!["bad \u{fffd}\u{fffd} end"]);
+        assert!(read_tail(&dir.path().join("missing"), "x", 1).is_err());
         Ok(())
     }
 
@@ -457,7 +491,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("log");
         std::fs::write(&path, vec![b'x'; 3 * 1024 * 1024])?;
-        let got = read_tail(&path, 1)?;
+        let got = read_tail(&path, "x", 1)?;
         assert_eq!(got.len(), 1);
         assert!(got[0].len() as u64 <= TAIL_MAX_BYTES + TAIL_BLOCK);
         Ok(())
@@ -467,7 +501,12 @@ mod tests {
     fn open_creates_the_directory_and_a_0640_file() -> TestResult {
         let dir = tempfile::tempdir()?;
         let logs = dir.path().join("a/b");
-        let sink = OutputSink::new(OutputStream::Stdout, logs.join("x.log"), Some(logs.clone()));
+        let sink = OutputSink::new(
+            "t",
+            OutputStream::Stdout,
+            logs.join("x.log"),
+            Some(logs.clone()),
+        );
         sink.open()?;
         let mode = std::fs::metadata(sink.path())?.permissions().mode() & 0o777;
         // The daemon's umask may only remove bits.
@@ -480,7 +519,12 @@ mod tests {
     #[test]
     fn write_errors_drop_and_count_bytes() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let sink = OutputSink::new(OutputStream::Stderr, dir.path().join("nope/x.log"), None);
+        let sink = OutputSink::new(
+            "t",
+            OutputStream::Stderr,
+            dir.path().join("nope/x.log"),
+            None,
+        );
         assert!(sink.open().is_err());
         sink.write(b"12345", "t:0");
         sink.write(b"678", "t:0");
@@ -495,7 +539,12 @@ mod tests {
     fn a_deleted_logs_directory_is_recreated_at_the_next_check() -> TestResult {
         let dir = tempfile::tempdir()?;
         let logs = dir.path().join("logs");
-        let sink = OutputSink::new(OutputStream::Stdout, logs.join("x.log"), Some(logs.clone()));
+        let sink = OutputSink::new(
+            "t",
+            OutputStream::Stdout,
+            logs.join("x.log"),
+            Some(logs.clone()),
+        );
         sink.open()?;
         let t0 = Instant::now();
         sink.write_at(b"a\n", "t:0", t0);
@@ -515,7 +564,7 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::create_dir(&out)?;
         // Not the daemon's logs/: the sink must not create the directory.
-        let sink = OutputSink::new(OutputStream::Stderr, out.join("x.log"), None);
+        let sink = OutputSink::new("t", OutputStream::Stderr, out.join("x.log"), None);
         sink.open()?;
         let t0 = Instant::now();
         sink.write_at(b"a\n", "t:0", t0);
@@ -537,7 +586,7 @@ mod tests {
     #[test]
     fn a_file_moved_away_is_reopened_at_its_path() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let sink = OutputSink::new(OutputStream::Stdout, dir.path().join("x.log"), None);
+        let sink = OutputSink::new("t", OutputStream::Stdout, dir.path().join("x.log"), None);
         sink.open()?;
         let t0 = Instant::now();
         sink.write_at(b"old\n", "t:0", t0);
@@ -554,10 +603,13 @@ mod tests {
 
     #[test]
     fn a_full_disk_drops_and_counts_without_blocking() -> TestResult {
-        // /dev/full: every write fails with ENOSPC; the check sees the same
-        // file at its path and does not churn.
-        let sink = OutputSink::new(OutputStream::Stdout, PathBuf::from("/dev/full"), None);
+        // /dev/full behind the open file (a device is refused at a path):
+        // every write fails with ENOSPC; the check sees the same file at its
+        // path and does not churn.
+        let dir = tempfile::tempdir()?;
+        let sink = OutputSink::new("t", OutputStream::Stdout, dir.path().join("x.log"), None);
         sink.open()?;
+        sink.lock().file = Some(File::options().write(true).open("/dev/full")?);
         let t0 = Instant::now();
         for i in 0..10u32 {
             sink.write_at(&[b'x'; 1000], "t:0", t0 + i * SEC);
@@ -569,9 +621,41 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_or_fifo_put_in_place_of_the_file_is_never_written_through() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched\n")?;
+        let sink = OutputSink::new("web", OutputStream::Stdout, dir.path().join("x.log"), None);
+        sink.open()?;
+        let t0 = Instant::now();
+        sink.write_at(b"a\n", "web:0", t0);
+        std::fs::remove_file(sink.path())?;
+        std::os::unix::fs::symlink(&victim, sink.path())?;
+        sink.write_at(b"b\n", "web:0", t0 + SEC);
+        sink.write_at(b"c\n", "web:0", t0 + 3 * SEC);
+        assert_eq!(std::fs::read(&victim)?, b"untouched\n");
+        assert_eq!(sink.dropped_bytes(), 4);
+        let err = sink.open().err().ok_or("opened through a symlink")?;
+        assert!(
+            err.to_string()
+                .starts_with("refusing to write programs.web stdout to a symlink"),
+            "{err}"
+        );
+        assert!(sink.tail(1).is_err());
+        // A FIFO: refused at once, never waited on.
+        std::fs::remove_file(sink.path())?;
+        nix::unistd::mkfifo(sink.path(), nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        sink.write_at(b"d\n", "web:0", t0 + 5 * SEC);
+        assert!(sink.open().is_err());
+        assert!(sink.tail(1).is_err());
+        assert_eq!(sink.dropped_bytes(), 6);
+        Ok(())
+    }
+
+    #[test]
     fn pump_drains_a_pipe_into_file_and_followers() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let sink = OutputSink::new(OutputStream::Stdout, dir.path().join("x.log"), None);
+        let sink = OutputSink::new("t", OutputStream::Stdout, dir.path().join("x.log"), None);
         sink.open()?;
         let (read_end, write_end) = nix::unistd::pipe()?;
         let mut follower = sink.subscribe();

@@ -38,7 +38,7 @@ use super::output::OutputSink;
 use super::vfork::{self, Credentials, LaunchError, Plan, Stage};
 use crate::config::ProgramConfig;
 use crate::leftovers;
-use proto::OutputStream;
+use crate::sys::fsafe::FileError;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -53,12 +53,10 @@ pub enum SpawnError {
     EmptyCommand,
     #[error("working directory {}: {source}", dir.display())]
     WorkingDir { dir: PathBuf, source: io::Error },
-    #[error("cannot open {stream} log {}: {source}", path.display())]
-    Output {
-        stream: OutputStream,
-        path: PathBuf,
-        source: io::Error,
-    },
+    /// The message names the stream, the path and why (a symlink, a FIFO,
+    /// an OS error).
+    #[error("{0}")]
+    Output(#[from] FileError),
     #[error("cannot create a process: {source} (the host's process or memory limit is reached)")]
     Fork { source: io::Error },
     #[error("cannot run as user {user}: {reason}")]
@@ -114,11 +112,7 @@ pub fn spawn(
         return Err(SpawnError::EmptyCommand);
     };
     for sink in [stdout, stderr].into_iter().flatten() {
-        sink.ensure_open().map_err(|source| SpawnError::Output {
-            stream: sink.stream(),
-            path: sink.path().to_path_buf(),
-            source,
-        })?;
+        sink.ensure_open()?;
     }
     let credentials = credentials(program)?;
     let null = vfork::dev_null().map_err(|source| SpawnError::Setup {

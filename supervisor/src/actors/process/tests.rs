@@ -474,7 +474,9 @@ fn bad_working_directory_and_unopenable_log_are_spawn_errors() -> TestResult {
         let outcome = addr.send(Start).await?;
         assert_eq!(outcome.state, ProcessState::Fatal);
         assert!(
-            outcome.message.contains("cannot open stdout log")
+            outcome
+                .message
+                .contains("cannot write programs.nolog stdout")
                 && outcome.message.contains("No such file or directory"),
             "{}",
             outcome.message

@@ -1,0 +1,4 @@
+//! Thin, safe wrappers over the operating system that several parts of the
+//! daemon share.
+
+pub mod fsafe;
