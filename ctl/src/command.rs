@@ -59,8 +59,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reload",
-        usage: "reload",
+        usage: "reload | update",
         about: "re-read the config file and apply what changed",
+    },
+    CommandSpec {
+        name: "avail",
+        usage: "avail",
+        about: "list the configured programs with their numprocs and autostart",
     },
     CommandSpec {
         name: "shutdown",
@@ -93,10 +98,16 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub const TARGET_HELP: &str =
     "TARGET is NAME (every instance of a program), NAME:INDEX (one instance) or all.";
 
-/// The spec of a command name, in any case (`STATUS`; `exit` is `quit`).
+/// The spec of a command name, in any case (`STATUS`; `exit` is `quit`,
+/// `update` is `reload`).
 pub fn spec(name: &str) -> Option<&'static CommandSpec> {
     let name = name.to_ascii_lowercase();
-    let name = if name == "exit" { "quit" } else { &name };
+    // supervisorctl's words for ours.
+    let name = match name.as_str() {
+        "exit" => "quit",
+        "update" => "reload",
+        other => other,
+    };
     COMMANDS.iter().find(|c| c.name == name)
 }
 
@@ -146,6 +157,7 @@ pub enum Command {
     Reload,
     Shutdown,
     Version,
+    Avail,
     NotifyTest {
         program: String,
     },
@@ -204,6 +216,7 @@ impl Command {
             Command::Reload => Request::Reload,
             Command::Shutdown => Request::Shutdown,
             Command::Version => Request::Version,
+            Command::Avail => Request::Avail,
             Command::NotifyTest { program } => NotifyTestRequest {
                 program: program.clone(),
             }
@@ -389,6 +402,7 @@ fn parse_command(name: &'static str, args: &[&str]) -> Result<Command, UsageErro
                 "reload" => Command::Reload,
                 "shutdown" => Command::Shutdown,
                 "version" => Command::Version,
+                "avail" => Command::Avail,
                 _ => Command::Quit,
             })
         }
@@ -626,13 +640,16 @@ mod tests {
     #[test]
     fn argumentless_commands_refuse_arguments() {
         assert_eq!(cmd("reload"), Command::Reload);
+        assert_eq!(cmd("update"), Command::Reload, "supervisorctl's word");
+        assert_eq!(cmd("avail"), Command::Avail);
+        assert_eq!(Command::Avail.request(), Some(Request::Avail));
         assert_eq!(cmd("shutdown"), Command::Shutdown);
         assert_eq!(cmd("version"), Command::Version);
         assert_eq!(cmd("quit"), Command::Quit);
         assert_eq!(cmd("exit"), Command::Quit);
         let e = usage_err("reload now");
         assert!(e.message.contains("takes no arguments"), "{e}");
-        assert_eq!(e.usage(), Some("reload"));
+        assert_eq!(e.usage(), Some("reload | update"));
     }
 
     #[test]

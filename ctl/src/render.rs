@@ -7,7 +7,7 @@
 
 use crate::Code;
 use crate::command::{COMMANDS, Command, TARGET_HELP, UsageError, spec};
-use proto::{ErrorReply, Outcome, PidEntry, ProcessInfo, ReloadSummary, Response};
+use proto::{AvailEntry, ErrorReply, Outcome, PidEntry, ProcessInfo, ReloadSummary, Response};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -81,6 +81,7 @@ pub fn response(command: &Command, reply: &Response, json: bool) -> Rendered {
             Code::Ok,
         ),
         (_, Response::Done(d)) => Rendered::out(format!("{}\n", d.message), Code::Ok),
+        (_, Response::Avail(programs)) => Rendered::out(avail_table(programs), Code::Ok),
         (_, other) => Rendered::err(unexpected(other), Code::Failed),
     }
 }
@@ -106,6 +107,7 @@ fn fits(command: &Command, reply: &Response) -> bool {
             | (C::Tail { .. }, R::Tail(_) | R::TailChunk(_))
             | (C::Reload, R::Reload(_) | R::Done(_))
             | (C::Version, R::Version(_))
+            | (C::Avail, R::Avail(_))
             | (C::Shutdown, R::Done(_))
     )
 }
@@ -182,6 +184,22 @@ pub fn outcomes_text(outcomes: &[Outcome]) -> String {
                 }
             }
         }
+    }
+    s
+}
+
+/// `avail`: one line per configured program (`web  2 procs  autostart  cmd`).
+pub fn avail_table(programs: &[AvailEntry]) -> String {
+    let name_w = programs.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for p in programs {
+        let procs = if p.numprocs == 1 { "proc" } else { "procs" };
+        let start = if p.autostart { "autostart" } else { "manual" };
+        let _ = writeln!(
+            s,
+            "{:<name_w$}  {:>3} {procs:<5}  {start:<9}  {}",
+            p.name, p.numprocs, p.cmd
+        );
     }
     s
 }

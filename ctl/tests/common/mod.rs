@@ -277,6 +277,12 @@ pub fn standard(request: &Request) -> Vec<Response> {
         Request::NotifyTest(_) => Response::Done(Done {
             message: "test mail sent".into(),
         }),
+        Request::Avail => Response::Avail(vec![proto::AvailEntry {
+            name: "web".into(),
+            numprocs: 2,
+            autostart: true,
+            cmd: "sleep 1000".into(),
+        }]),
         Request::Hello(_) => Response::error(ErrorKind::BadRequest, "hello twice"),
     };
     vec![reply]

@@ -305,6 +305,38 @@ fn tail_follow_says_the_daemon_stopped_and_exits_3() -> TestResult {
     Ok(())
 }
 
+/// supervisorctl's `avail` and `update`: the configured programs (started
+/// or not) with numprocs and autostart; `update` is `reload`.
+#[test]
+fn avail_lists_configured_programs_and_update_reloads() -> TestResult {
+    let daemon = TestDaemon::start(
+        "programs:\n  web:\n    cmd: \"sleep 1000\"\n    numprocs: 2\n    starttime: 0\n  idle:\n    cmd: \"sleep 999\"\n    autostart: false\n",
+    )?;
+    let out = ctl_expect(&daemon, &["avail"], 0)?;
+    assert_eq!(
+        out.stdout,
+        "idle    1 proc   manual     sleep 999\nweb     2 procs  autostart  sleep 1000\n"
+    );
+    let out = ctl_expect(&daemon, &["avail", "--json"], 0)?;
+    let doc: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(
+        doc,
+        serde_json::json!([
+            {"name": "idle", "numprocs": 1, "autostart": false, "cmd": "sleep 999"},
+            {"name": "web", "numprocs": 2, "autostart": true, "cmd": "sleep 1000"},
+        ])
+    );
+    std::fs::write(
+        daemon.config_path(),
+        std::fs::read_to_string(daemon.config_path())?.replace("numprocs: 2", "numprocs: 3"),
+    )?;
+    let out = ctl_expect(&daemon, &["update"], 0)?;
+    assert!(out.stdout.contains("scaled: 1 (web)"), "{out:?}");
+    let out = ctl_expect(&daemon, &["avail"], 0)?;
+    assert!(out.stdout.contains("web     3 procs"), "{out:?}");
+    Ok(())
+}
+
 #[test]
 fn version_help_and_reload() -> TestResult {
     let daemon =
@@ -320,8 +352,8 @@ fn version_help_and_reload() -> TestResult {
     );
     let out = ctl_expect(&daemon, &["help"], 0)?;
     for cmd in [
-        "status", "start", "stop", "restart", "signal", "pid", "tail", "reload", "shutdown",
-        "version", "help",
+        "status", "start", "stop", "restart", "signal", "pid", "tail", "reload", "avail",
+        "shutdown", "version", "help",
     ] {
         assert!(
             out.stdout.lines().any(|l| l.trim_start().starts_with(cmd)),

@@ -25,6 +25,8 @@ pub enum Request {
     Shutdown,
     Version,
     NotifyTest(NotifyTestRequest),
+    /// The configured programs (supervisorctl's `avail`).
+    Avail,
 }
 
 /// The handshake. The token is redacted from `Debug`.

@@ -20,6 +20,8 @@ pub enum Response {
     Version(VersionInfo),
     /// A command that has nothing else to report (e.g. `shutdown` once done).
     Done(Done),
+    /// The configured programs, by name.
+    Avail(Vec<AvailEntry>),
     Error(ErrorReply),
 }
 
@@ -125,6 +127,16 @@ pub struct PidEntry {
     /// `taskmasterd` for the daemon, else `program:index`.
     pub name: String,
     pub pid: Option<u32>,
+}
+
+/// A configured program, as `avail` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailEntry {
+    pub name: String,
+    pub numprocs: u32,
+    pub autostart: bool,
+    /// The command as written in the config.
+    pub cmd: String,
 }
 
 /// The first answer to `tail`.

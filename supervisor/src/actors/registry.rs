@@ -27,8 +27,8 @@ use actix::{
 };
 use futures::future::join_all;
 use proto::{
-    Done, ErrorKind, ErrorReply, PidEntry, ProcessInfo, ReloadSummary, Request, Response,
-    TailReply, VersionInfo,
+    AvailEntry, Done, ErrorKind, ErrorReply, PidEntry, ProcessInfo, ReloadSummary, Request,
+    Response, TailReply, VersionInfo,
 };
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -251,6 +251,7 @@ impl Registry {
             && !matches!(
                 request,
                 Request::Version
+                    | Request::Avail
                     | Request::Shutdown
                     | Request::Status(_)
                     | Request::Pid(_)
@@ -367,6 +368,18 @@ impl Registry {
                 }),
             }),
             Request::NotifyTest(r) => self.notify_test(r.program.trim()),
+            Request::Avail => ready(Response::Avail(
+                self.config
+                    .programs
+                    .values()
+                    .map(|p| AvailEntry {
+                        name: p.name.clone(),
+                        numprocs: p.numprocs,
+                        autostart: p.autostart,
+                        cmd: p.cmd.clone(),
+                    })
+                    .collect(),
+            )),
             Request::Shutdown => {
                 let (tx, rx) = oneshot::channel();
                 self.begin_shutdown(ctx, Some(tx));
