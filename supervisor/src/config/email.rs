@@ -347,6 +347,36 @@ mod tests {
     }
 
     #[test]
+    fn a_password_file_that_is_a_symlink_a_fifo_or_huge_is_refused_at_once()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let started = std::time::Instant::now();
+        let dir = tempfile::tempdir()?;
+        let real = dir.path().join("real");
+        std::fs::write(&real, "s3cret-value\n")?;
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600))?;
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link)?;
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        let huge = dir.path().join("huge");
+        std::fs::write(&huge, vec![b'x'; 64 * 1024 + 1])?;
+        std::fs::set_permissions(&huge, std::fs::Permissions::from_mode(0o600))?;
+        for (path, words) in [
+            (&link, "from a symlink"),
+            (&fifo, "from a FIFO"),
+            (&huge, "larger than 64 KiB"),
+        ] {
+            let config = with_source(Some(PasswordSource::File(path.clone())))?;
+            let err = config.password().err().ok_or("accepted")?.to_string();
+            assert!(err.contains(words), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        assert!(password_file_problem(&fifo).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        Ok(())
+    }
+
+    #[test]
     fn a_missing_variable_is_named_in_the_error() -> Result<(), String> {
         let name = "TASKMASTER_TEST_SURELY_UNSET_VARIABLE";
         let config = with_source(Some(PasswordSource::Env(name.into())))?;
