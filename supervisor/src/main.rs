@@ -61,6 +61,10 @@ fn check(args: &Args) -> ExitCode {
                 config.programs.len(),
                 processes
             );
+            // Warnings do not fail the check: the config runs as it is.
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

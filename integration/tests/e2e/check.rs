@@ -226,3 +226,37 @@ fn version_and_help_exit_0() -> TestResult {
     }
     Ok(())
 }
+
+/// One program's missing `workingdir` does not keep the fleet down: `--check`
+/// warns (exit 0), the daemon starts, the others run, and that program's
+/// spawns fail with the OS error into BACKOFF, then FATAL.
+#[test]
+fn a_missing_working_directory_is_a_warning_and_only_that_program_fails() -> TestResult {
+    let config = "programs:\n  lost:\n    cmd: \"sleep 1000\"\n    workingdir: /nonexistent-taskmaster-dir\n    startretries: 1\n  fine:\n    cmd: \"sleep 1000\"\n    starttime: 0\n";
+    let (_dir, path) = config_file(config)?;
+    let out = check_config(&path)?;
+    assert_eq!(out.code, Some(0), "{}", out.combined());
+    let warning = line_naming(&out, &path, 4).ok_or(out.combined())?;
+    assert!(
+        warning.starts_with("warning: ") && warning.contains("programs.lost.workingdir"),
+        "{warning:?}"
+    );
+    let daemon = integration::TestDaemon::start(config)?;
+    daemon.running_pid("fine:0")?;
+    let lost = daemon.wait_for_state(
+        "lost:0",
+        proto::ProcessState::Fatal,
+        Duration::from_secs(20),
+    )?;
+    assert!(
+        lost.description
+            .contains("working directory /nonexistent-taskmaster-dir: No such file or directory"),
+        "{lost:?}"
+    );
+    assert!(
+        daemon.event_log().contains("programs.lost.workingdir"),
+        "the start-up log warns:\n{}",
+        daemon.event_log()
+    );
+    Ok(())
+}

@@ -417,6 +417,10 @@ impl Registry {
             tracing::error!(error = %e, "cannot create the logs directory");
         }
         let mut plan = reload::plan(&self.config, &new);
+        for warning in &new.warnings {
+            tracing::warn!("config: {warning}");
+            plan.notes.push(format!("warning: {warning}"));
+        }
         for name in &plan.removed {
             if let Some(addr) = self.programs.remove(name) {
                 self.retiring.push(addr.clone());
@@ -604,6 +608,9 @@ impl Actor for Registry {
             file = %self.config.file.display(),
             "config loaded"
         );
+        for warning in &self.config.warnings {
+            tracing::warn!("config: {warning}");
+        }
     }
 }
 

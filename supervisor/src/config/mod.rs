@@ -55,6 +55,10 @@ pub struct Config {
     pub log: LogConfig,
     /// `email:`; required when a program has `notify` rules.
     pub email: Option<EmailConfig>,
+    /// What is valid but likely not meant (a `workingdir` that does not
+    /// exist yet, `numprocs: 0`): `--check` prints these, start and reload
+    /// log them, and nothing is refused for them.
+    pub warnings: Vec<Problem>,
 }
 
 /// `server:` section.

@@ -420,17 +420,51 @@ fn missing_directories_are_reported() -> Result<(), Box<dyn std::error::Error>> 
     let got: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.key.as_str())).collect();
     assert_eq!(
         got,
-        vec![
-            (4, "programs.web.stdout"),
-            (5, "programs.web.stderr"),
-            (6, "programs.web.workingdir"),
-            (9, "programs.api.workingdir"),
-        ],
+        vec![(4, "programs.web.stdout"), (5, "programs.web.stderr")],
         "{problems:#?}"
     );
     assert!(problems[0].message.contains("does not exist"));
     assert!(problems[1].message.contains("is a directory"));
-    assert!(problems[2].message.contains("not a directory"));
+    Ok(())
+}
+
+/// One program's missing `workingdir` must not keep the fleet down: it is
+/// a warning, and that program's spawns fail with the OS error.
+#[test]
+fn a_missing_working_directory_or_zero_numprocs_is_a_warning()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    std::fs::write(tmp.path().join("plain"), "")?;
+    let file = tmp.path().join("tm.yaml");
+    let text = "programs:\n  web:\n    cmd: x\n    workingdir: plain\n  api:\n    cmd: x\n    \
+                workingdir: /nonexistent-taskmaster-dir\n  none:\n    cmd: x\n    numprocs: 0\n";
+    let config = parse(text, &file).map_err(|e| e.to_string())?;
+    assert_eq!(
+        config.programs["api"].workingdir.as_deref(),
+        Some(Path::new("/nonexistent-taskmaster-dir"))
+    );
+    let got: Vec<(usize, &str)> = config
+        .warnings
+        .iter()
+        .map(|p| (p.line, p.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (4, "programs.web.workingdir"),
+            (7, "programs.api.workingdir"),
+            (10, "programs.none.numprocs"),
+        ],
+        "{:#?}",
+        config.warnings
+    );
+    assert!(config.warnings[0].message.contains("not a directory"));
+    assert!(
+        config.warnings[1]
+            .message
+            .contains("No such file or directory")
+    );
+    assert!(config.warnings[2].message.contains("will run nothing"));
     Ok(())
 }
 

@@ -49,6 +49,7 @@ pub(super) fn validate(
     let mut ctx = Ctx {
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
+        warnings: Vec::new(),
         problems: doc
             .problems
             .into_iter()
@@ -64,8 +65,10 @@ pub(super) fn validate(
     };
     let config = doc.root.and_then(|root| ctx.config(&root, absolute));
     if ctx.problems.is_empty()
-        && let Some(config) = config
+        && let Some(mut config) = config
     {
+        ctx.warnings.sort_by_key(|p| (p.line, p.col));
+        config.warnings = ctx.warnings;
         return Ok(config);
     }
     if ctx.problems.is_empty() {
@@ -85,6 +88,8 @@ struct Ctx {
     file: PathBuf,
     dir: PathBuf,
     problems: Vec<Problem>,
+    /// Valid, but worth saying (see [`Config::warnings`]).
+    warnings: Vec<Problem>,
     /// The `email:` section as notify rules need it; read before programs.
     email_seen: email::EmailSeen,
 }
@@ -99,6 +104,16 @@ fn join(path: &str, key: &str) -> String {
 }
 
 impl Ctx {
+    fn warn(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
     fn report(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),
@@ -181,6 +196,7 @@ impl Ctx {
             server,
             log,
             email,
+            warnings: Vec::new(),
         })
     }
 
@@ -320,6 +336,9 @@ impl Ctx {
                 "numprocs" => {
                     if let Some(n) = self.int(v, &at, 0, i128::from(MAX_NUMPROCS)) {
                         p.numprocs = to_u32(n);
+                        if n == 0 {
+                            self.warn(v.pos, &at, "numprocs is 0: this program will run nothing");
+                        }
                     }
                 }
                 "autostart" => {
@@ -699,23 +718,25 @@ impl Ctx {
         }
     }
 
+    /// A directory that is missing (or not one) is a warning, not an error:
+    /// it may be created later (a mount, a deploy), and one program's
+    /// directory must not keep the whole fleet down. Its spawns fail with the
+    /// OS error (BACKOFF, then FATAL), as the core contract says.
     fn workingdir(&mut self, node: &Node, at: &str) -> Option<PathBuf> {
         let path = self.path(node, at)?;
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => Some(path),
-            Ok(_) => {
-                self.report(
-                    node.pos,
-                    at,
-                    format!("{} is not a directory", path.display()),
-                );
-                None
-            }
-            Err(e) => {
-                self.report(node.pos, at, format!("{}: {e}", path.display()));
-                None
-            }
+        let problem = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => None,
+            Ok(_) => Some(format!("{} is not a directory", path.display())),
+            Err(e) => Some(format!("{}: {e}", path.display())),
+        };
+        if let Some(problem) = problem {
+            self.warn(
+                node.pos,
+                at,
+                format!("{problem}: its spawns will fail until it is a directory"),
+            );
         }
+        Some(path)
     }
 
     /// Octal digits as written: `022`, `"022"`, `0o22` and `22` are 0o022.
