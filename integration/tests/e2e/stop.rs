@@ -83,3 +83,36 @@ fn sigterm_stops_everything_and_exits_0() -> TestResult {
 fn sigint_stops_everything_and_exits_0() -> TestResult {
     shutdown_on(Signal::SIGINT)
 }
+
+#[test]
+fn stop_continues_a_stopped_program_so_its_term_handler_runs() -> TestResult {
+    // Without a SIGCONT after the SIGTERM, the stopped shell would only get
+    // the SIGKILL after the minute of stoptime, its trap never run.
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  web:
+    cmd: "sh -c 'trap \"echo bye > {dir}/termed; exit 0\" TERM; while :; do sleep 0.1; done'"
+    starttime: 0
+    stoptime: 60
+"#,
+    )?;
+    let pid = running(&daemon, "web:0")?.pid.ok_or("no pid")?;
+    let paused = daemon.ctl(["signal", "STOP", "web"])?;
+    assert_eq!(paused.code, Some(0), "{paused:?}");
+    assert!(
+        wait_until(SOON, || procfs::stat(pid).is_some_and(|s| s.state == 'T')),
+        "the program never stopped: the test would prove nothing"
+    );
+    let stopped = daemon.ctl(["stop", "web"])?;
+    assert_eq!(stopped.code, Some(0), "{stopped:?}");
+    assert!(
+        stopped.elapsed < Duration::from_secs(9),
+        "stop took {:?}",
+        stopped.elapsed
+    );
+    let said = std::fs::read_to_string(daemon.path("termed")).unwrap_or_default();
+    assert_eq!(said.trim(), "bye", "the TERM trap did not run");
+    assert!(!procfs::is_alive(pid));
+    Ok(())
+}

@@ -285,7 +285,15 @@ impl ProcessActor {
     fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::Spawn => self.spawn_child(ctx),
-            Effect::SignalGroup { pgid, signal } => self.signal_group(pgid, signal),
+            Effect::SignalGroup { pgid, signal } => {
+                self.signal_group(pgid, signal);
+                // A stopped group (`signal STOP`, Ctrl-Z) would keep the
+                // stop signal pending until the SIGKILL: continue it so its
+                // handler runs, as supervisord does.
+                if signal != Signal::Cont {
+                    self.signal_group(pgid, Signal::Cont);
+                }
+            }
             Effect::KillGroup { pgid } => self.signal_group(pgid, Signal::Kill),
             Effect::KillRemnants { pgid } => {
                 if group_alive(pgid) {
