@@ -27,7 +27,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The config file name inside the daemon's directory.
@@ -200,7 +200,7 @@ impl DaemonBuilder {
                 Ok(())
             });
         }
-        let (child, stderr) = spawn_daemon(
+        let (child, stderr, stderr_gate) = spawn_daemon(
             cmd,
             self.dir.path(),
             &self.env,
@@ -213,6 +213,7 @@ impl DaemonBuilder {
             exit: None,
             addr: String::new(),
             stderr,
+            stderr_gate,
             groups: Mutex::new(BTreeSet::new()),
             client: Mutex::new(None),
             earlier: Vec::new(),
@@ -228,6 +229,10 @@ impl DaemonBuilder {
 /// A daemon's stderr, line by line, as it comes.
 type StderrLines = Arc<Mutex<Vec<String>>>;
 
+/// Whether the harness stopped reading the daemon's stderr
+/// ([`TestDaemon::pause_stderr`]), and the wake-up for the reader.
+type StderrGate = Arc<(Mutex<bool>, Condvar)>;
+
 /// Starts `cmd` as a daemon in `dir` (stdio, environment, session and
 /// signals set up here); its stderr lines are collected for its whole life.
 fn spawn_daemon(
@@ -235,7 +240,7 @@ fn spawn_daemon(
     dir: &Path,
     env: &[(OsString, OsString)],
     blocked_and_ignored: Vec<i32>,
-) -> Result<(Child, StderrLines), HarnessError> {
+) -> Result<(Child, StderrLines, StderrGate), HarnessError> {
     let stdout_path = dir.join("daemon.stdout");
     let stdout = std::fs::OpenOptions::new()
         .create(true)
@@ -253,14 +258,25 @@ fn spawn_daemon(
         .spawn()
         .map_err(|e| HarnessError::io(format!("cannot start {cmd:?}"), e))?;
     let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+    let gate: StderrGate = Arc::new((Mutex::new(false), Condvar::new()));
     if let Some(pipe) = child.stderr.take() {
         let lines = Arc::clone(&stderr_lines);
+        let paused = Arc::clone(&gate);
         // Keeps draining for the daemon's whole life, so it never blocks
-        // on a full pipe.
+        // on a full pipe (unless a test pauses it).
         std::thread::spawn(move || {
             let mut reader = BufReader::new(pipe);
             let mut buf = Vec::new();
-            while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            loop {
+                let (lock, resumed) = &*paused;
+                let mut stop = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                while *stop {
+                    stop = resumed.wait(stop).unwrap_or_else(PoisonError::into_inner);
+                }
+                drop(stop);
+                if !matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                    break;
+                }
                 let line = strip_ansi(&String::from_utf8_lossy(&buf));
                 lines
                     .lock()
@@ -270,7 +286,7 @@ fn spawn_daemon(
             }
         });
     }
-    Ok((child, stderr_lines))
+    Ok((child, stderr_lines, gate))
 }
 
 /// A running `taskmasterd`, killed with everything it started on `Drop`.
@@ -281,6 +297,7 @@ pub struct TestDaemon {
     exit: Option<ExitStatus>,
     addr: String,
     stderr: Arc<Mutex<Vec<String>>>,
+    stderr_gate: StderrGate,
     /// Process groups seen among the daemon's descendants, to find orphans.
     groups: Mutex<BTreeSet<u32>>,
     /// One control connection, reused by `status()`.
@@ -372,6 +389,23 @@ impl TestDaemon {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Stops reading the daemon's stderr (after the line being read, at
+    /// most 8 KiB buffered): the pipe fills as nobody reads it.
+    pub fn pause_stderr(&self) {
+        self.set_stderr_paused(true);
+    }
+
+    /// Reads the daemon's stderr again.
+    pub fn resume_stderr(&self) {
+        self.set_stderr_paused(false);
+    }
+
+    fn set_stderr_paused(&self, paused: bool) {
+        let (lock, resumed) = &*self.stderr_gate;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = paused;
+        resumed.notify_all();
     }
 
     /// The stderr so far, one string.
@@ -616,11 +650,14 @@ impl TestDaemon {
         *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let mut cmd = Command::new(bins::taskmasterd()?);
         cmd.arg("-c").arg(self.config_path());
-        let (child, stderr) = spawn_daemon(cmd, self.dir.path(), &self.env, Vec::new())?;
+        let (child, stderr, stderr_gate) =
+            spawn_daemon(cmd, self.dir.path(), &self.env, Vec::new())?;
         self.pid = child.id();
         self.child = child;
         self.exit = None;
         self.stderr = stderr;
+        self.set_stderr_paused(false);
+        self.stderr_gate = stderr_gate;
         self.addr = self.wait_for_address()?;
         Ok(())
     }
@@ -690,6 +727,8 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
+        // A paused reader would otherwise wait forever.
+        self.resume_stderr();
         let daemon = Pid::from_raw(self.pid as i32);
         let running = self.exit.is_none() && matches!(self.child.try_wait(), Ok(None));
         if running {

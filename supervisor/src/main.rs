@@ -149,8 +149,10 @@ fn start(args: &Args) -> anyhow::Result<i32> {
             "shutdown requested during start-up; nothing was started"
         );
         pidfile.remove();
+        event_log.flush_stderr(STDERR_FLUSH);
         return Ok(0);
     }
+    let log = event_log.clone();
     let code = supervisor::run(DaemonInit {
         config,
         listener,
@@ -159,8 +161,13 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         ready,
     });
     pidfile.remove();
+    log.flush_stderr(STDERR_FLUSH);
     Ok(code?)
 }
+
+/// How long the last event-log lines may take to reach stderr at exit (a
+/// stderr nobody reads must not keep the daemon from exiting).
+const STDERR_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Each child costs up to 2 pipe fds; at the usual soft limit of 1024 a
 /// fleet of 1000 fails to spawn.

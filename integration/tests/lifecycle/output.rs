@@ -7,6 +7,7 @@ use integration::{TestDaemon, TestResult, procfs, wait_until};
 use nix::sys::signal::Signal;
 use proto::ProcessState;
 use std::path::Path;
+use std::time::Duration;
 
 /// A shell loop writing ~100-byte numbered lines as fast as it can, and its
 /// count every 1000 lines to `progress` (a file it owns, outside the
@@ -263,5 +264,52 @@ programs:
     file_until(&events, "got the stop", |b| {
         String::from_utf8_lossy(b).contains("ticker:0")
     })?;
+    Ok(())
+}
+
+#[test]
+fn a_stderr_nobody_reads_never_freezes_the_daemon_and_the_dropped_lines_are_counted() -> TestResult
+{
+    // A crash loop logs a few lines per restart; the harness stops reading
+    // the daemon's stderr (a 64 KiB pipe, full after ~800 lines).
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  flappy:
+    cmd: "true"
+    starttime: 0
+    autorestart: always
+    maxrestarts: 100000000
+"#,
+    )?;
+    daemon.running_pid("flappy:0").ok();
+    daemon.pause_stderr();
+    let lines = || daemon.event_log().lines().count();
+    let start = lines();
+    assert!(
+        wait_until(Duration::from_secs(60), || lines() > start + 2500),
+        "the event log stopped growing at {} lines: {}",
+        lines(),
+        daemon.diagnostics()
+    );
+    let restarts = |d: &TestDaemon| d.info("flappy:0").ok().flatten().map(|i| i.restarts);
+    let before = restarts(&daemon).ok_or("no answer to status while stderr is full")?;
+    assert!(
+        wait_until(SOON, || restarts(&daemon).is_some_and(|n| n > before)),
+        "restarts stopped at {before}"
+    );
+    daemon.resume_stderr();
+    assert!(
+        wait_until(SOON, || daemon.stderr_text().contains("lines dropped")),
+        "no drop count on stderr; it ends with:\n{}",
+        daemon
+            .stderr_lines()
+            .iter()
+            .rev()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     Ok(())
 }
