@@ -708,8 +708,13 @@ impl TestDaemon {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let mut victims = procfs::descendants_in(&snapshot, self.pid);
+        let in_cgroups: BTreeSet<u32> = self
+            .cgroup_root()
+            .map(|root| cgroup_members(&root))
+            .unwrap_or_default();
         victims.extend(snapshot.into_iter().filter(|p| {
-            p.sid == self.pid
+            in_cgroups.contains(&p.pid)
+                || p.sid == self.pid
                 || self.earlier.contains(&p.sid)
                 || groups.contains(&p.pgid)
                 || groups.contains(&p.sid)
@@ -743,7 +748,51 @@ impl Drop for TestDaemon {
             let _ = kill(daemon, Signal::SIGKILL);
         }
         let _ = self.child.wait();
+        if let Some(root) = self.cgroup_root() {
+            remove_cgroups(&root);
+        }
     }
+}
+
+impl TestDaemon {
+    /// The cgroup root the daemon recorded in its state file next to the
+    /// pidfile (`cgroup PATH`), when it uses cgroups.
+    pub fn cgroup_root(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.path("taskmasterd.pid.state")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("cgroup "))
+            .map(PathBuf::from)
+    }
+}
+
+/// Every pid in the instance cgroups under `root`.
+pub fn cgroup_members(root: &Path) -> BTreeSet<u32> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Removes the (emptied) instance cgroups under `root`, then `root`: a
+/// cgroup takes a moment to notice its last member's exit.
+fn remove_cgroups(root: &Path) {
+    wait_until(Duration::from_secs(5), || {
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(root);
+        !root.exists()
+    });
 }
 
 /// SIGKILLs every process `victims` lists, with its process group (unless

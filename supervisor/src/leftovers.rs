@@ -348,7 +348,7 @@ fn environ_value<'a>(environ: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// The command line of `pid`, spaces for NULs, at most 200 bytes.
-fn command_line(pid: u32) -> String {
+pub(crate) fn command_line(pid: u32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let mut text: String = String::from_utf8_lossy(&raw)
         .trim_end_matches('\0')

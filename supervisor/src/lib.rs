@@ -9,6 +9,7 @@ pub mod actors;
 pub mod auth;
 pub mod config;
 pub mod daemonize;
+pub mod descendants;
 pub mod eventlog;
 pub mod leftovers;
 pub mod pidfile;

@@ -12,11 +12,13 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use supervisor::{DaemonInit, auth, config, daemonize, eventlog, leftovers, pidfile, signals};
+use supervisor::{
+    DaemonInit, auth, config, daemonize, descendants, eventlog, leftovers, pidfile, signals,
+};
 
 /// Keeps a YAML-described fleet of programs alive.
 #[derive(Debug, Parser)]
-#[command(name = "taskmasterd", version, about, long_about = None)]
+#[command(name = "taskmasterd", version, long_version = descendants::long_version(), about, long_about = None)]
 struct Args {
     /// The config file.
     #[arg(short, long, value_name = "PATH", default_value = "taskmaster.yaml")]
@@ -142,12 +144,14 @@ fn start(args: &Args) -> anyhow::Result<i32> {
     // Only now, holding the pidfile lock and the port: a second daemon on
     // this config has failed before it could get here and stop our children.
     let tag = leftovers::install(leftovers::Tag::for_config(&config.file));
+    descendants::start(tag, &config, pidfile.path());
     leftovers::stop_leftovers(tag, &config);
     if let Some(signal) = signals::take_shutdown_request() {
         tracing::info!(
             signal,
             "shutdown requested during start-up; nothing was started"
         );
+        descendants::finish(pidfile.path());
         pidfile.remove();
         event_log.flush_stderr(STDERR_FLUSH);
         return Ok(0);
@@ -160,6 +164,7 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         event_log: Some(event_log),
         ready,
     });
+    descendants::finish(pidfile.path());
     pidfile.remove();
     log.flush_stderr(STDERR_FLUSH);
     Ok(code?)

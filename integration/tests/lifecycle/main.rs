@@ -9,6 +9,7 @@
 //! `integration/soak.sh`; the default run does a short version of each.
 
 mod daemonize;
+mod escapes;
 mod hardening_files;
 mod orphans;
 mod output;

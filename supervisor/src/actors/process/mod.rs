@@ -39,6 +39,7 @@ mod vfork;
 use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
 use crate::actors::reaper::{ChildExited, ChildTable, ExitStatus};
 use crate::config::{NotifyEvent, OutputTarget, ProgramConfig};
+use crate::descendants::{self, InstanceCgroup};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
     ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
@@ -52,6 +53,7 @@ use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal,
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -66,6 +68,10 @@ const ZOMBIE_CHECK_EVERY: u32 = 50;
 const FAILURE_TAIL_LINES: usize = 20;
 /// How long a failed start's answer waits for the output pipes to drain.
 const FAILURE_TAIL_SETTLE: Duration = Duration::from_millis(250);
+/// How long a respawn waits for the killed remnants of the previous run
+/// to leave the cgroup; past it (a process stuck in the kernel), it spawns
+/// anyway and says so.
+const REMNANTS_WAIT: Duration = Duration::from_secs(5);
 
 /// What a process actor needs from the outside.
 #[derive(Debug, Clone)]
@@ -138,6 +144,13 @@ pub struct ProcessActor {
     timer: Option<SpawnHandle>,
     /// The process-group poll of a stop.
     group_poll: Option<SpawnHandle>,
+    /// The instance's cgroup, when the daemon uses cgroups.
+    cgroup: Option<InstanceCgroup>,
+    /// Remnants of the last run were killed: the next spawn waits until
+    /// the cgroup is empty.
+    remnants: bool,
+    /// A spawn waiting for the remnants to go; events queue behind it.
+    deferred_spawn: Option<SpawnHandle>,
     /// pid of the latest child, for log lines after it exited.
     last_pid: Option<u32>,
     start_waiters: Vec<oneshot::Sender<Outcome>>,
@@ -168,6 +181,10 @@ impl ProcessActor {
             stderr: output_sink(program, ctx.index, OutputStream::Stderr),
             timer: None,
             group_poll: None,
+            cgroup: descendants::cgroup_root()
+                .map(|root| InstanceCgroup::new(root, &program.name, ctx.index)),
+            remnants: false,
+            deferred_spawn: None,
             last_pid: None,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
@@ -190,13 +207,21 @@ impl ProcessActor {
     /// Feeds one event to the machine and carries out its effects. Events
     /// raised while effects run (spawned, group already gone) are queued, so
     /// each event's effects complete, in order, before the next is decided.
+    /// A spawn that waits for the previous run's remnants (see
+    /// [`Effect::Spawn`] in `execute`) holds the queue until it is done.
     fn apply(&mut self, ev: Event, now: Instant, ctx: &mut Context<Self>) {
         self.queue.push_back((ev, now));
+        self.drain(ctx);
+    }
+
+    fn drain(&mut self, ctx: &mut Context<Self>) {
         if self.applying {
             return;
         }
         self.applying = true;
-        while let Some((ev, now)) = self.queue.pop_front() {
+        while self.deferred_spawn.is_none()
+            && let Some((ev, now)) = self.queue.pop_front()
+        {
             let before = self.machine.state();
             let exit = match &ev {
                 Event::Exited { pid, status } if self.machine.pid() == Some(*pid) => Some(*status),
@@ -284,7 +309,14 @@ impl ProcessActor {
 
     fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
-            Effect::Spawn => self.spawn_child(ctx),
+            Effect::Spawn => {
+                if std::mem::take(&mut self.remnants) && self.cgroup_populated() {
+                    self.defer_spawn(ctx);
+                } else {
+                    let ev = self.spawn_child(ctx);
+                    self.queue.push_back((ev, Instant::now()));
+                }
+            }
             Effect::SignalGroup { pgid, signal } => {
                 self.signal_group(pgid, signal);
                 // A stopped group (`signal STOP`, Ctrl-Z) would keep the
@@ -294,12 +326,21 @@ impl ProcessActor {
                     self.signal_group(pgid, Signal::Cont);
                 }
             }
-            Effect::KillGroup { pgid } => self.signal_group(pgid, Signal::Kill),
+            Effect::KillGroup { pgid } => {
+                self.signal_group(pgid, Signal::Kill);
+                self.kill_cgroup();
+            }
             Effect::KillRemnants { pgid } => {
                 if group_alive(pgid) {
                     tracing::warn!(process = %self.name, pgid,
                         "leader exited; killing what is left of its process group");
                     self.signal_group(pgid, Signal::Kill);
+                }
+                if self.cgroup_populated() {
+                    tracing::warn!(process = %self.name,
+                        "leader exited; killing what is left of its cgroup");
+                    self.kill_cgroup();
+                    self.remnants = true;
                 }
             }
             Effect::SetTimer { generation, after } => {
@@ -319,6 +360,10 @@ impl ProcessActor {
             Effect::WatchGroup { pgid } => {
                 if let Some(old) = self.group_poll.take() {
                     ctx.cancel_future(old);
+                }
+                if self.cgroup.is_some() {
+                    self.watch_cgroup(pgid, ctx);
+                    return;
                 }
                 if !group_alive(pgid) {
                     self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
@@ -347,14 +392,141 @@ impl ProcessActor {
         }
     }
 
-    fn spawn_child(&mut self, ctx: &mut Context<Self>) {
+    /// True while the instance's cgroup holds a process (false without
+    /// cgroups, or when it cannot be read: logged).
+    fn cgroup_populated(&self) -> bool {
+        let Some(cgroup) = &self.cgroup else {
+            return false;
+        };
+        cgroup.populated().unwrap_or_else(|e| {
+            tracing::error!(process = %self.name, cgroup = %cgroup.dir().display(), error = %e,
+                "cannot read the cgroup's state");
+            false
+        })
+    }
+
+    /// SIGKILL to every process of the cgroup (not only the process group).
+    fn kill_cgroup(&self) {
+        if let Some(cgroup) = &self.cgroup
+            && let Err(e) = cgroup.kill()
+        {
+            tracing::error!(process = %self.name, cgroup = %cgroup.dir().display(), error = %e,
+                "cannot kill the cgroup");
+        }
+    }
+
+    /// A stop whose leader has exited completes when the cgroup is empty.
+    /// Members still there once the leader's process group is gone left the
+    /// group (`setsid`) and never got the stop signal: they get it then,
+    /// once; the stop timer's SIGKILL covers the whole cgroup.
+    fn watch_cgroup(&mut self, pgid: u32, ctx: &mut Context<Self>) {
+        let events = match self.cgroup.as_ref().map(InstanceCgroup::events) {
+            Some(Ok(events)) => events,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+                return;
+            }
+            Some(Err(e)) => {
+                tracing::error!(process = %self.name, error = %e,
+                    "cannot watch the cgroup; waiting for the process group only");
+                self.cgroup = None;
+                self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+                return;
+            }
+            None => return,
+        };
+        let mut signalled = false;
+        let mut check = move |act: &mut Self| -> bool {
+            match descendants::events_populated(&events) {
+                Ok(false) => true,
+                Ok(true) => {
+                    if !signalled && !group_alive(pgid) {
+                        signalled = true;
+                        act.signal_escaped();
+                    }
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(process = %act.name, error = %e, "cannot read cgroup.events");
+                    !group_alive(pgid)
+                }
+            }
+        };
+        if check(self) {
+            self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+            return;
+        }
+        self.group_poll = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
+            if check(act) {
+                if let Some(poll) = act.group_poll.take() {
+                    ctx.cancel_future(poll);
+                }
+                act.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+            }
+        }));
+    }
+
+    /// The stop signal to every process left in the cgroup.
+    fn signal_escaped(&self) {
+        let Some(cgroup) = &self.cgroup else {
+            return;
+        };
+        let pids = cgroup.pids().unwrap_or_default();
+        if pids.is_empty() {
+            return;
+        }
+        let signal = self.policy.stopsignal;
+        tracing::info!(process = %self.name, pids = ?pids,
+            "descendants outside the process group are still running: sending them SIG{signal}");
+        if let Ok(sig) = NixSignal::try_from(signal.number()) {
+            cgroup.signal(&pids, sig);
+        }
+    }
+
+    /// The previous run's remnants were killed but are still in the cgroup:
+    /// spawn once they are gone (SIGKILL takes a moment), holding every
+    /// later event until then, so the machine sees the spawn complete first.
+    fn defer_spawn(&mut self, ctx: &mut Context<Self>) {
+        let deadline = Instant::now() + REMNANTS_WAIT;
+        self.deferred_spawn = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
+            let empty = !act.cgroup_populated();
+            if !empty && Instant::now() < deadline {
+                return;
+            }
+            if !empty {
+                tracing::error!(process = %act.name, wait = ?REMNANTS_WAIT,
+                    "killed remnants are still in the cgroup; spawning beside them");
+            }
+            if let Some(poll) = act.deferred_spawn.take() {
+                ctx.cancel_future(poll);
+            }
+            let ev = act.spawn_child(ctx);
+            act.queue.push_front((ev, Instant::now()));
+            act.drain(ctx);
+        }));
+    }
+
+    /// Spawns the child; returns the event saying how it went.
+    fn spawn_child(&mut self, ctx: &mut Context<Self>) -> Event {
+        let cgroup_procs = match self.cgroup.as_ref().map(InstanceCgroup::prepare) {
+            None => None,
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(e)) => {
+                let dir = self.cgroup.as_ref().map(|c| c.dir().display().to_string());
+                return Event::SpawnFailed {
+                    error: format!("cannot prepare cgroup {}: {e}", dir.unwrap_or_default()),
+                };
+            }
+        };
         let spawned = spawn::spawn(
             &self.ctx.program,
             self.ctx.index,
             self.stdout.as_deref(),
             self.stderr.as_deref(),
             &self.ctx.secret_env.names(),
+            cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
         );
+        drop(cgroup_procs);
         match spawned {
             Ok(child) => {
                 // Before anything can yield, so the Reaper knows who to tell.
@@ -368,12 +540,11 @@ impl ProcessActor {
                 if let (Some(fd), Some(sink)) = (child.stderr, &self.stderr) {
                     sink.pump(fd, &self.name);
                 }
-                self.apply(Event::Spawned { pid: child.pid }, Instant::now(), ctx);
+                Event::Spawned { pid: child.pid }
             }
-            Err(e) => {
-                let error = e.to_string();
-                self.apply(Event::SpawnFailed { error }, Instant::now(), ctx);
-            }
+            Err(e) => Event::SpawnFailed {
+                error: e.to_string(),
+            },
         }
     }
 
@@ -551,6 +722,14 @@ impl Actor for ProcessActor {
         {
             tracing::warn!(process = %self.name, pgid, "actor stopped with a live process group; killing it");
             self.signal_group(pgid, Signal::Kill);
+        }
+        if self.cgroup_populated() {
+            tracing::warn!(process = %self.name, "actor stopped with a live cgroup; killing it");
+            self.kill_cgroup();
+        } else if let Some(cgroup) = &self.cgroup
+            && let Err(e) = cgroup.remove()
+        {
+            tracing::debug!(process = %self.name, error = %e, "cannot remove the cgroup");
         }
         let outcome = self.outcome(
             false,
@@ -736,6 +915,7 @@ impl Handler<Kill> for ProcessActor {
             tracing::warn!(process = %self.name, pid = self.last_pid, "killed (forced shutdown)");
             self.signal_group(pgid, Signal::Kill);
         }
+        self.kill_cgroup();
     }
 }
 

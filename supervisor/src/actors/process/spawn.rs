@@ -41,7 +41,7 @@ use crate::leftovers;
 use crate::sys::fsafe::FileError;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -100,13 +100,16 @@ pub struct SpawnedChild {
 /// Starts instance `index` of `program`, its streams piped when a sink is
 /// given (the sink's file is (re)opened first) and sent to `/dev/null`
 /// otherwise. `hidden_env` names daemon variables the child does not
-/// inherit (secrets); the program's own `env:` still applies.
+/// inherit (secrets); the program's own `env:` still applies. With
+/// `cgroup_procs` (an open `cgroup.procs`), the child joins that cgroup
+/// before anything else.
 pub fn spawn(
     program: &ProgramConfig,
     index: u32,
     stdout: Option<&OutputSink>,
     stderr: Option<&OutputSink>,
     hidden_env: &[String],
+    cgroup_procs: Option<RawFd>,
 ) -> Result<SpawnedChild, SpawnError> {
     let Some(exe) = program.argv.first() else {
         return Err(SpawnError::EmptyCommand);
@@ -157,6 +160,7 @@ pub fn spawn(
         };
     plan.umask = program.umask.map(|m| m as libc::mode_t);
     plan.credentials = credentials;
+    plan.cgroup_procs = cgroup_procs;
 
     let pid = vfork::launch(&plan).map_err(|e| match e {
         LaunchError::Slots(source) => SpawnError::Setup {
@@ -191,6 +195,10 @@ pub fn spawn(
             },
             Stage::DaemonGone => SpawnError::Setup {
                 step: "the daemon exited",
+                source: error,
+            },
+            Stage::Cgroup => SpawnError::Setup {
+                step: "join the instance's cgroup",
                 source: error,
             },
         },

@@ -47,7 +47,9 @@
 //! the descriptors below that, in constant time. It then `dup2`s the slots
 //! onto 0, 1 and 2 and closes everything from 3 up.
 //!
-//! Steps in the child, in order: signal dispositions and mask; its own
+//! Steps in the child, in order: signal dispositions and mask; joining the
+//! instance's cgroup (a `write` of `0` to its `cgroup.procs`, through the
+//! daemon's descriptor, while the table is still shared); its own
 //! process group; its own descriptor table; stdio (`dup2` onto 0, 1, 2);
 //! umask; every other descriptor closed; `setgroups`, `setgid`, `setuid`; the
 //! working directory (after the user switch, so it is entered as the
@@ -92,6 +94,9 @@ pub struct Plan {
     pub cwd: Option<CString>,
     pub umask: Option<libc::mode_t>,
     pub credentials: Option<Credentials>,
+    /// The daemon's descriptor of the instance cgroup's `cgroup.procs`: the
+    /// child writes `0` to it (joins the cgroup) first thing.
+    pub cgroup_procs: Option<RawFd>,
 }
 
 /// Why a plan could not be built (a NUL byte somewhere).
@@ -146,6 +151,7 @@ impl Plan {
             cwd: None,
             umask: None,
             credentials: None,
+            cgroup_procs: None,
         })
     }
 }
@@ -183,6 +189,7 @@ pub enum Stage {
     ParentDeathSignal,
     DaemonGone,
     Exec,
+    Cgroup,
 }
 
 impl Stage {
@@ -195,6 +202,7 @@ impl Stage {
             5 => Stage::ParentDeathSignal,
             6 => Stage::DaemonGone,
             7 => Stage::Exec,
+            8 => Stage::Cgroup,
             _ => return None,
         })
     }
@@ -437,6 +445,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             std::ptr::null_mut::<u64>(),
             KERNEL_SIGSET_BYTES,
         );
+        // Into the instance's cgroup before anything else, so that nothing
+        // it ever starts can be outside it. The descriptor is the daemon's
+        // (the table is still shared); `write` is a plain system call.
+        if let Some(fd) = plan.cgroup_procs
+            && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+        {
+            fail(args, Stage::Cgroup, errno());
+        }
         if libc::setpgid(0, 0) != 0 {
             fail(args, Stage::ProcessGroup, errno());
         }
