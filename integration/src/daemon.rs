@@ -748,9 +748,7 @@ impl Drop for TestDaemon {
             let _ = kill(daemon, Signal::SIGKILL);
         }
         let _ = self.child.wait();
-        if let Some(root) = self.cgroup_root() {
-            remove_cgroups(&root);
-        }
+        remove_daemon_cgroups(self.dir.path());
     }
 }
 
@@ -758,11 +756,34 @@ impl TestDaemon {
     /// The cgroup root the daemon recorded in its state file next to the
     /// pidfile (`cgroup PATH`), when it uses cgroups.
     pub fn cgroup_root(&self) -> Option<PathBuf> {
-        let text = std::fs::read_to_string(self.path("taskmasterd.pid.state")).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("cgroup "))
-            .map(PathBuf::from)
+        recorded_cgroup_root(self.dir.path())
     }
+}
+
+/// The cgroup root recorded by the daemon whose config (and so pidfile) is
+/// in `dir`.
+fn recorded_cgroup_root(dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dir.join("taskmasterd.pid.state")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("cgroup "))
+        .map(PathBuf::from)
+}
+
+/// For tests that run daemons without [`TestDaemon`]: SIGKILLs whatever is
+/// left in the cgroups of the daemon whose config is in `dir` (its state
+/// file says where), and removes them. Call once the daemon is dead.
+pub fn remove_daemon_cgroups(dir: &Path) {
+    let Some(root) = recorded_cgroup_root(dir) else {
+        return;
+    };
+    wait_until(Duration::from_secs(5), || {
+        let left = cgroup_members(&root);
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        left.is_empty()
+    });
+    remove_cgroups(&root);
 }
 
 /// Every pid in the instance cgroups under `root`.

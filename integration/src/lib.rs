@@ -21,7 +21,9 @@ pub mod procfs;
 pub mod smtp;
 
 pub use cmd::{CmdOutput, run_with_timeout};
-pub use daemon::{CONFIG_FILE, DaemonBuilder, EVENT_LOG_FILE, TestDaemon, line_mentions};
+pub use daemon::{
+    CONFIG_FILE, DaemonBuilder, EVENT_LOG_FILE, TestDaemon, line_mentions, remove_daemon_cgroups,
+};
 
 use std::path::Path;
 use std::time::{Duration, Instant};

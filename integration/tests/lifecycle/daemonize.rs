@@ -87,6 +87,7 @@ impl Drop for Detached {
                 left.is_empty()
             });
         }
+        integration::remove_daemon_cgroups(self.dir.path());
     }
 }
 
