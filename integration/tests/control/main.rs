@@ -6,6 +6,7 @@
 //! One module per topic: [`cli`] (every command, target form, exit code and
 //! `--json`), [`waits`] (what `start`, `stop` and `shutdown` wait for),
 //! [`robust`] (hostile or broken clients while supervision goes on),
+//! [`pressure`] (clients that stop reading or flood: memory stays bounded),
 //! [`shell`] (the interactive shell on a pty) and [`reload`] (SIGHUP and
 //! `reload`). Every test runs its own daemon in its own temporary directory
 //! on port 0, so they run in parallel; `TestDaemon`'s `Drop` kills every
@@ -13,6 +14,7 @@
 //! running (`tail -f`).
 
 mod cli;
+mod pressure;
 mod reload;
 mod robust;
 mod shell;

@@ -149,7 +149,10 @@ pub struct TailReply {
     pub lines: Vec<String>,
 }
 
-/// Output appended since the previous chunk (lossy UTF-8).
+/// Output appended since the previous chunk, as text: bytes that are not
+/// UTF-8 become U+FFFD, but a character is never cut between two chunks.
+/// When the client reads too slowly, the daemon skips output and says so in
+/// the data, on a line of its own: `[… 2.3 MB skipped]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TailChunk {
     pub data: String,

@@ -1,8 +1,17 @@
 //! Listener: accepts control connections and starts one [`Session`] each.
 //!
-//! It owns the bound socket and the session count: beyond [`MAX_SESSIONS`]
-//! live sessions a newcomer gets one `busy` error line and is closed, instead
-//! of hanging. An accept error pauses accepting briefly rather than spinning.
+//! It owns the bound socket and the admission of sessions. Connections that
+//! have not authenticated yet are counted apart from the others and capped
+//! at [`MAX_UNAUTHENTICATED`]: when a new connection arrives and that many
+//! are waiting for their hello, the oldest of them is closed ([`Evict`],
+//! with `busy`). So idle connections that never say hello, however many,
+//! cannot keep the operator out: a client that sends its hello at once is
+//! always among the newest. Authenticated sessions are capped at
+//! [`MAX_SESSIONS`]: beyond, a newcomer gets one `busy` error line and is
+//! closed (at accept, or at its hello if the places filled meanwhile),
+//! instead of hanging. Dropped connections are logged at most once per
+//! [`EVICTION_LOG_EVERY`], with their count. An accept error pauses
+//! accepting briefly rather than spinning.
 //!
 //! Out of file descriptors (a fleet that holds them all, its other instances
 //! failing to spawn into BACKOFF), the operator must still be able to connect
@@ -14,23 +23,28 @@
 //! take that slot. One connection is guaranteed; more as descriptors free
 //! up.
 //!
-//! Handles: [`StopAccepting`] (shutdown). Sends: nothing; starts sessions.
+//! Handles: [`StopAccepting`] (shutdown). Sends: [`Evict`] to the oldest
+//! unauthenticated session when one too many waits; starts sessions.
 //! Stops: on [`StopAccepting`], which closes the socket.
 
 use crate::actors::registry::Registry;
-use crate::actors::session::Session;
+use crate::actors::session::{Evict, Session};
 use crate::auth::Token;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use proto::{ErrorKind, Response};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Live sessions allowed at once.
+/// Authenticated sessions allowed at once.
 pub const MAX_SESSIONS: usize = 256;
+/// Connections allowed to wait for their hello at once.
+pub const MAX_UNAUTHENTICATED: usize = 32;
+/// How often, at most, dropped unauthenticated connections are logged.
+pub const EVICTION_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long to pause accepting after an accept error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -40,15 +54,33 @@ pub struct Listener {
     listener: Option<TcpListener>,
     token: Arc<Token>,
     registry: Addr<Registry>,
-    sessions: Arc<AtomicUsize>,
+    admission: Arc<Mutex<Admission>>,
+    /// Unauthenticated connections dropped since the last log line.
+    evicted: u64,
+    evictions_logged: Option<Instant>,
 }
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener")
-            .field("sessions", &self.sessions.load(Ordering::Relaxed))
+            .field("admission", &*admission(&self.admission))
             .finish()
     }
+}
+
+/// Who is connected, shared by the Listener and every session's
+/// [`SessionSlot`] (all on the one System thread; the lock is never held
+/// across anything else).
+#[derive(Debug, Default)]
+struct Admission {
+    authenticated: usize,
+    /// Sessions waiting for their hello, oldest first.
+    waiting: VecDeque<(u64, Addr<Session>)>,
+    next_id: u64,
+}
+
+fn admission(shared: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Listener {
@@ -64,7 +96,9 @@ impl Listener {
             listener: Some(TcpListener::from_std(listener)?),
             token,
             registry,
-            sessions: Arc::new(AtomicUsize::new(0)),
+            admission: Arc::default(),
+            evicted: 0,
+            evictions_logged: None,
         })
     }
 }
@@ -143,20 +177,55 @@ impl Handler<Accepted> for Listener {
 
     fn handle(&mut self, msg: Accepted, _: &mut Self::Context) {
         let _ = msg.stream.set_nodelay(true);
-        let live = self.sessions.load(Ordering::Relaxed);
-        if live >= MAX_SESSIONS {
-            tracing::warn!(peer = %msg.peer, live, "too many control sessions; refusing one");
-            actix::spawn(refuse_busy(msg.stream));
-            return;
-        }
-        let slot = SessionSlot::take(&self.sessions);
-        Session::start_for(
+        let id = {
+            let mut admission = admission(&self.admission);
+            if admission.authenticated >= MAX_SESSIONS {
+                drop(admission);
+                tracing::warn!(peer = %msg.peer, limit = MAX_SESSIONS,
+                    "too many control sessions; refusing one");
+                actix::spawn(refuse_busy(msg.stream));
+                return;
+            }
+            admission.next_id += 1;
+            admission.next_id
+        };
+        let slot = SessionSlot {
+            admission: Arc::clone(&self.admission),
+            id,
+            authenticated: false,
+        };
+        let session = Session::start_for(
             msg.stream,
             msg.peer,
             self.token.clone(),
             self.registry.clone(),
             slot,
         );
+        let oldest = {
+            let mut admission = admission(&self.admission);
+            admission.waiting.push_back((id, session));
+            if admission.waiting.len() > MAX_UNAUTHENTICATED {
+                admission.waiting.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some((_, oldest)) = oldest {
+            oldest.do_send(Evict);
+            self.evicted += 1;
+            let due = self
+                .evictions_logged
+                .is_none_or(|at| at.elapsed() >= EVICTION_LOG_EVERY);
+            if due {
+                tracing::warn!(
+                    dropped = self.evicted,
+                    limit = MAX_UNAUTHENTICATED,
+                    "too many connections waiting to authenticate: dropped the oldest"
+                );
+                self.evicted = 0;
+                self.evictions_logged = Some(Instant::now());
+            }
+        }
     }
 }
 
@@ -186,20 +255,41 @@ impl Handler<StopAccepting> for Listener {
     }
 }
 
-/// One counted session; the count drops when the session actor goes away.
+/// One admitted session: waiting for its hello, then authenticated. Its
+/// place is given back when the session actor goes away.
 #[derive(Debug)]
-pub struct SessionSlot(Arc<AtomicUsize>);
+pub struct SessionSlot {
+    admission: Arc<Mutex<Admission>>,
+    id: u64,
+    authenticated: bool,
+}
 
 impl SessionSlot {
-    fn take(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        SessionSlot(count.clone())
+    /// The session has authenticated: it no longer waits, and takes an
+    /// authenticated place; false if they are all taken.
+    pub fn authenticate(&mut self) -> bool {
+        let mut admission = admission(&self.admission);
+        // Absent when already evicted: the `Evict` on its way is ignored.
+        admission.waiting.retain(|(id, _)| *id != self.id);
+        if admission.authenticated >= MAX_SESSIONS {
+            return false;
+        }
+        admission.authenticated += 1;
+        self.authenticated = true;
+        true
     }
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        {
+            let mut admission = admission(&self.admission);
+            if self.authenticated {
+                admission.authenticated -= 1;
+            } else {
+                admission.waiting.retain(|(id, _)| *id != self.id);
+            }
+        }
         // Once the session is gone its socket is closed: refill the reserve
         // with that slot. Deferred to the next turn (the socket closes with
         // the actor's context, after this field); no arbiter, no refill (the

@@ -44,7 +44,6 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
     ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
 };
-use bytes::Bytes;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal as NixSignal, killpg};
 use nix::unistd::Pid;
@@ -785,7 +784,7 @@ pub struct GetInfo;
 pub struct UpdatePolicy(pub Arc<ProgramConfig>);
 
 /// A follow stream for `tail -f`: raw chunks as they are written.
-pub type OutputFollower = broadcast::Receiver<Bytes>;
+pub type OutputFollower = broadcast::Receiver<output::FollowedChunk>;
 
 /// The last lines of an output stream, and optionally a follower.
 #[derive(Debug, Message)]

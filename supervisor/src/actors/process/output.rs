@@ -3,7 +3,9 @@
 //!
 //! One [`OutputSink`] exists per instance and stream, shared (`Arc`) by every
 //! run of the instance: it holds the log path, the open file, and a broadcast
-//! channel of raw chunks for `tail -f` followers. Each spawn starts one reader
+//! channel of raw chunks for `tail -f` followers, each with its offset in
+//! the followed stream (a follower that falls behind learns how much it
+//! missed from the next offset it sees). Each spawn starts one reader
 //! task per piped stream ([`OutputSink::pump`]) on the actor's arbiter; it
 //! reads 64 KiB at a time and writes with a synchronous `write_all` (fast, and
 //! a local file write does not block for long), never decoding: bytes are
@@ -56,6 +58,15 @@ const FOLLOW_BACKLOG: usize = 256;
 const TAIL_MAX_BYTES: u64 = 1024 * 1024;
 const TAIL_BLOCK: u64 = 8 * 1024;
 
+/// A piece of output for `tail -f` followers. `offset` counts the bytes
+/// handed to followers before it, so a follower that finds a gap (it lagged
+/// behind the channel, or dropped chunks itself) knows how much it missed.
+#[derive(Debug, Clone)]
+pub struct FollowedChunk {
+    pub offset: u64,
+    pub bytes: Bytes,
+}
+
 /// Where one stream of one instance is written.
 #[derive(Debug)]
 pub struct OutputSink {
@@ -68,7 +79,9 @@ pub struct OutputSink {
     file: Mutex<FileState>,
     /// Created by the first `tail -f`: a channel's slots cost ~12 KiB,
     /// which thousands of never-followed sinks should not pay.
-    chunks: std::sync::OnceLock<broadcast::Sender<Bytes>>,
+    chunks: std::sync::OnceLock<broadcast::Sender<FollowedChunk>>,
+    /// Bytes handed to followers so far: the next chunk's offset.
+    followed: AtomicU64,
     /// Reader tasks still draining a pipe into this sink.
     active: AtomicUsize,
     idle: Notify,
@@ -112,6 +125,7 @@ impl OutputSink {
             create_dir,
             file: Mutex::new(FileState::default()),
             chunks: std::sync::OnceLock::new(),
+            followed: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -264,7 +278,7 @@ impl OutputSink {
     }
 
     /// A follower of chunks written from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+    pub fn subscribe(&self) -> broadcast::Receiver<FollowedChunk> {
         self.chunks
             .get_or_init(|| broadcast::channel(FOLLOW_BACKLOG).0)
             .subscribe()
@@ -374,8 +388,14 @@ impl OutputSink {
         if let Some(chunks) = self.chunks.get()
             && chunks.receiver_count() > 0
         {
+            let offset = self
+                .followed
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             // No receiver left between the check and the send is harmless.
-            let _ = chunks.send(Bytes::copy_from_slice(chunk));
+            let _ = chunks.send(FollowedChunk {
+                offset,
+                bytes: Bytes::copy_from_slice(chunk),
+            });
         }
     }
 
@@ -674,7 +694,10 @@ mod tests {
             let mut followed = 0usize;
             while followed < expected_len {
                 match follower.recv().await {
-                    Ok(chunk) => followed += chunk.len(),
+                    Ok(chunk) => {
+                        assert_eq!(chunk.offset, followed as u64);
+                        followed += chunk.bytes.len();
+                    }
                     Err(e) => panic!("follower: {e}"),
                 }
             }

@@ -415,7 +415,7 @@ fn tail_follow_receives_new_output_and_discarded_streams_are_refused() -> TestRe
         assert!(addr.send(Start).await?.ok);
         h.info(&addr).await?;
         let chunk = tokio::time::timeout(5 * SECOND, follower.recv()).await??;
-        assert_eq!(&chunk[..], b"first\n");
+        assert_eq!(&chunk.bytes[..], b"first\n");
         assert!(addr.send(Stop).await?.ok);
         Ok(())
     })
