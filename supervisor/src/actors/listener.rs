@@ -31,12 +31,12 @@ use crate::actors::registry::Registry;
 use crate::actors::session::{Evict, Session};
 use crate::auth::Token;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
-use proto::{ErrorKind, Response};
+use proto::{ErrorKind, MAX_LINE, Response};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Authenticated sessions allowed at once.
@@ -240,6 +240,20 @@ async fn refuse_busy(mut stream: TcpStream) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&line)).await;
     }
     let _ = stream.shutdown().await;
+    // Read what the client sent meanwhile (its hello), briefly: closing with
+    // unread data sends a reset, which can destroy the reply before the
+    // client reads it.
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < MAX_LINE {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// Stop accepting; the socket closes. Live sessions go on.
