@@ -96,6 +96,12 @@ pub trait Daemon {
     /// Every instance, through the daemon's API from this process (no
     /// client process started).
     fn status(&self) -> Result<Vec<Instance>, BenchError>;
+    /// `status` of one target through the API, for probing how quickly the
+    /// control plane answers while the daemon is busy; `None` where the
+    /// daemon has no such cheap query in this harness (supervisord).
+    fn status_of(&self, _target: &str) -> Option<Result<(), BenchError>> {
+        None
+    }
     /// Asks for every instance of `program` to start, without waiting.
     fn start_program(&self, program: &str) -> Result<(), BenchError>;
     /// `taskmasterctl status --json` / `supervisorctl status`, timed.

@@ -259,6 +259,23 @@ fn rows() -> Vec<Row> {
                 )
             },
         },
+        Row {
+            scenario: "scale_10000",
+            label: |p| {
+                format!(
+                    "`status` of one instance while {} start: slowest answer",
+                    p.scale_n
+                )
+            },
+            cell: |m| {
+                let ms = f(m, "status_during_start_max_ms")?;
+                let n = f(m, "status_during_start_n")?;
+                Some((format!("{ms:.0} ms ({n:.0} asked)"), ms))
+            },
+            higher_is_better: false,
+            target: "< 100 ms",
+            met: |m| Some(f(m, "status_during_start_max_ms")? < 100.0),
+        },
     ]
 }
 

@@ -830,6 +830,26 @@ fn scale(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(
     m.insert("nofile".into(), json!(nofile_limit()));
     let t0 = Instant::now();
     let d = launcher.launch(&Fleet::new(vec![program]), ctx.params.scale_deadline)?;
+    // While the fleet comes up: how long the control plane makes a client
+    // wait (`status sleep:0`, back to back until every child is forked).
+    let mut waits = Vec::new();
+    while sys::children(d.pid()).len() < n && t0.elapsed() < ctx.params.scale_deadline {
+        let t = Instant::now();
+        match d.status_of("sleep:0") {
+            Some(r) => r?,
+            None => break,
+        }
+        waits.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    m.insert("status_during_start_n".into(), json!(waits.len()));
+    m.insert(
+        "status_during_start_max_ms".into(),
+        json!(waits.iter().copied().reduce(f64::max).map(round3)),
+    );
+    m.insert(
+        "status_during_start_median_ms".into(),
+        json!(median(&waits).map(round3)),
+    );
     let up = come_up(d.as_ref(), n, t0, ctx.params.scale_deadline)?;
     m.extend(up);
     let pid = d.pid();

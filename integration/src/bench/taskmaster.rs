@@ -100,6 +100,15 @@ impl Daemon for Taskmaster {
         }
     }
 
+    fn status_of(&self, target: &str) -> Option<Result<(), BenchError>> {
+        Some(
+            self.call(&Request::Status(StatusRequest {
+                targets: vec![target.to_string()],
+            }))
+            .map(drop),
+        )
+    }
+
     fn start_program(&self, program: &str) -> Result<(), BenchError> {
         self.call(&Request::Start(StartRequest {
             targets: vec![program.to_string()],

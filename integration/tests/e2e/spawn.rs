@@ -290,3 +290,38 @@ programs:
     assert_eq!(daemon.state_of("shared:0")?, Some(ProcessState::Running));
     Ok(())
 }
+
+/// The control plane answers during a mass start: automatic starts are
+/// paced, so the first `status` comes back while most instances still wait
+/// for their spawn. It used to wait behind every spawn of the fleet (all
+/// 1500 RUNNING in its first answer).
+#[test]
+fn status_answers_while_a_large_fleet_is_still_starting() -> TestResult {
+    const N: usize = 1500;
+    let daemon = TestDaemon::start(&format!(
+        "programs:\n  many:\n    cmd: \"sleep 1000\"\n    numprocs: {N}\n    starttime: 0\n    stdout: null\n    stderr: null\n"
+    ))?;
+    let first = daemon.status()?;
+    assert_eq!(first.len(), N);
+    let running = first
+        .iter()
+        .filter(|p| p.state == ProcessState::Running)
+        .count();
+    assert!(
+        running < N / 2,
+        "the first status came after {running} of {N} spawns"
+    );
+    let mut last = 0;
+    assert!(
+        wait_until(std::time::Duration::from_secs(120), || {
+            last = daemon.status().map_or(0, |s| {
+                s.iter()
+                    .filter(|p| p.state == ProcessState::Running)
+                    .count()
+            });
+            last == N
+        }),
+        "{last} of {N} RUNNING"
+    );
+    Ok(())
+}

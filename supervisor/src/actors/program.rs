@@ -17,6 +17,7 @@
 //! is stopped.
 
 use crate::actors::notifier::{InstanceEvent, SecretEnv};
+use crate::actors::process::pacer::StartPacer;
 use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor, SharedInfo};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
@@ -46,10 +47,12 @@ pub struct ProgramActor {
     /// `notify` rules, now or after a reload).
     events: Option<Recipient<InstanceEvent>>,
     secret_env: SecretEnv,
+    /// Autostarts go through the daemon's one pacer (see [`StartPacer`]).
+    pacer: StartPacer,
 }
 
 impl ProgramActor {
-    pub fn new(config: Arc<ProgramConfig>, children: ChildTable) -> Self {
+    pub fn new(config: Arc<ProgramConfig>, children: ChildTable, pacer: StartPacer) -> Self {
         ProgramActor {
             config,
             instances: Vec::new(),
@@ -58,6 +61,7 @@ impl ProgramActor {
             children,
             events: None,
             secret_env: SecretEnv::default(),
+            pacer,
         }
     }
 
@@ -132,7 +136,7 @@ impl Actor for ProgramActor {
             .unzip();
         if self.config.autostart {
             for instance in &self.instances {
-                instance.do_send(process::Start);
+                self.pacer.start(instance.clone());
             }
         }
     }
@@ -375,7 +379,7 @@ impl ProgramActor {
             for i in old..new {
                 let (instance, info) = self.spawn_instance(i);
                 if self.config.autostart {
-                    instance.do_send(process::Start);
+                    self.pacer.start(instance.clone());
                 }
                 self.instances.push(instance);
                 self.infos.push(info);

@@ -16,6 +16,7 @@
 use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
+use crate::actors::process::pacer::StartPacer;
 use crate::actors::program::{self, ProgramActor};
 use crate::actors::reaper::ChildTable;
 use crate::config::{self, Config, ProgramConfig};
@@ -64,6 +65,8 @@ pub struct Registry {
     /// One actor per program of `config` (which holds their configs).
     programs: BTreeMap<String, Addr<ProgramActor>>,
     children: ChildTable,
+    /// Paces every automatic start (see [`StartPacer`]).
+    pacer: StartPacer,
     listener: Option<Addr<Listener>>,
     /// Programs removed by a reload whose instances are still stopping;
     /// shutdown waits for them too.
@@ -94,6 +97,7 @@ impl Registry {
             config: Arc::new(init.config),
             programs: BTreeMap::new(),
             children: init.children,
+            pacer: StartPacer::default(),
             listener: None,
             retiring: Vec::new(),
             pending_listener: Some((init.listener, init.token)),
@@ -107,7 +111,7 @@ impl Registry {
 
     fn add_program(&mut self, config: Arc<ProgramConfig>) {
         let events = self.notifier.as_ref().map(|n| n.clone().recipient());
-        let addr = ProgramActor::new(config.clone(), self.children.clone())
+        let addr = ProgramActor::new(config.clone(), self.children.clone(), self.pacer.clone())
             .with_notifier(events, self.secret_env.clone())
             .start();
         self.programs.insert(config.name.clone(), addr);

@@ -32,6 +32,7 @@
 //! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call.
 
 pub mod output;
+pub mod pacer;
 pub mod spawn;
 pub mod state;
 mod vfork;
