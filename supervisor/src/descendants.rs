@@ -36,8 +36,15 @@
 //!
 //! Where cgroup v2 is not mounted, not writable, or disabled with
 //! [`DISABLE_ENV`] (for tests and for hosts where taskmaster must not touch
-//! cgroups), the daemon falls back to process groups, the subreaper's
-//! adoptions and the environment tag (see `leftovers.rs`).
+//! cgroups), the daemon falls back to a best effort ([`fallback`]): the
+//! process group as before, plus the instance's process tree, walked when
+//! it starts running, every few seconds, and before a stop, plus the
+//! orphans the daemon adopts (as subreaper) when a leader dies; all known
+//! by pid *and* start time, and recorded in the state file so that the next
+//! start sweeps them. The environment tag (`leftovers.rs`) still applies.
+//! What it misses: a descendant that leaves its group, is started and
+//! re-parented between two walks, and whose leader is not ours when it
+//! dies.
 
 use crate::leftovers::Tag;
 use nix::errno::Errno;
@@ -65,8 +72,9 @@ const KILL_ROUNDS: usize = 8;
 pub enum Mechanism {
     /// One cgroup per instance under `root` (`…/taskmaster-<tag>`).
     Cgroup { root: PathBuf },
-    /// Process groups, adoptions and the environment tag; `why` says why
-    /// cgroups are not used.
+    /// Process groups, process-tree walks and adoptions recorded with
+    /// start times in the state file, and the environment tag; `why` says
+    /// why cgroups are not used.
     Fallback { why: String },
 }
 
@@ -76,7 +84,7 @@ impl Mechanism {
         match self {
             Mechanism::Cgroup { root } => format!("cgroup v2 at {}", root.display()),
             Mechanism::Fallback { why } => {
-                format!("fallback: process groups + environment tag ({why})")
+                format!("fallback: process groups + process tree + state file ({why})")
             }
         }
     }
@@ -87,6 +95,12 @@ static INSTALLED: OnceLock<Mechanism> = OnceLock::new();
 /// Makes `mechanism` the one every instance uses (first call wins).
 pub fn install(mechanism: Mechanism) -> &'static Mechanism {
     INSTALLED.get_or_init(|| mechanism)
+}
+
+/// True when the daemon runs with the fallback (not in unit tests, which
+/// install nothing).
+pub fn fallback_active() -> bool {
+    matches!(INSTALLED.get(), Some(Mechanism::Fallback { .. }))
 }
 
 /// The root of the instances' cgroups, when cgroups are in use (unit tests
@@ -183,6 +197,9 @@ pub fn start(tag: &Tag, config: &crate::config::Config, pidfile: &Path) -> &'sta
     for old in roots.iter().filter(|r| cgroup_root() != Some(r.as_path())) {
         remove_tree(old);
     }
+    if let Ok(text) = state.read() {
+        sweep::sweep_recorded(&fallback::parse(&text), config);
+    }
     match mechanism {
         Mechanism::Cgroup { root } => {
             if let Err(e) = state.record_root(root) {
@@ -190,7 +207,10 @@ pub fn start(tag: &Tag, config: &crate::config::Config, pidfile: &Path) -> &'sta
                     "cannot write the state file; a restart from another cgroup would miss leftovers");
             }
         }
-        Mechanism::Fallback { .. } => state.remove(),
+        Mechanism::Fallback { .. } => {
+            fallback::install_state_file(state);
+            fallback::flush();
+        }
     }
     mechanism
 }
@@ -198,6 +218,10 @@ pub fn start(tag: &Tag, config: &crate::config::Config, pidfile: &Path) -> &'sta
 /// Clean exit: every instance is stopped; removes the cgroups and the state
 /// file.
 pub fn finish(pidfile: &Path) {
+    if matches!(INSTALLED.get(), Some(Mechanism::Fallback { .. })) {
+        fallback::clear();
+        fallback::flush();
+    }
     if let Some(root) = cgroup_root() {
         remove_tree(root);
         if root.exists() {
@@ -431,7 +455,196 @@ pub fn remove_tree(root: &Path) {
     }
 }
 
+pub use fallback::Known;
 pub use state::StateFile;
+
+pub mod fallback {
+    //! Without cgroups: descendants found by walking the process tree
+    //! (`/proc/PID/task/TID/children`, so a walk costs what the instance has,
+    //! not what the host runs), identified by pid *and* start time (a pid
+    //! the kernel reused is never mistaken for ours), and recorded in the
+    //! state file so that the next daemon can sweep them.
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Mutex, PoisonError};
+
+    /// A walk stops there (a fork bomb must not stall the actor).
+    const MAX_WALK: usize = 4096;
+
+    /// One process, as of when it was seen.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Known {
+        pub pid: u32,
+        /// `/proc/PID/stat` field 22, in clock ticks since boot.
+        pub start: u64,
+    }
+
+    impl Known {
+        /// `pid` now, if it lives (zombies do not count).
+        pub fn of(pid: u32) -> Option<Known> {
+            let (start, state) = stat_of(pid)?;
+            (!matches!(state, 'Z' | 'X' | 'x')).then_some(Known { pid, start })
+        }
+
+        /// Still the same process, alive.
+        pub fn alive(&self) -> bool {
+            Known::of(self.pid).is_some_and(|k| k.start == self.start)
+        }
+
+        /// SIGKILL or another signal, only if it is still the same process.
+        pub fn signal(&self, signal: NixSignal) {
+            if self.alive()
+                && let Ok(pid) = i32::try_from(self.pid)
+            {
+                let _ = kill(Pid::from_raw(pid), signal);
+            }
+        }
+    }
+
+    /// Start time and state from `/proc/PID/stat`.
+    fn stat_of(pid: u32) -> Option<(u64, char)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = text.rsplit_once(')')?;
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        // Fields after the name start at 3 (state); starttime is field 22.
+        let start = fields.nth(18)?.parse().ok()?;
+        Some((start, state))
+    }
+
+    /// The children of `pid` (every thread's).
+    pub fn children_of(pid: u32) -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
+        }
+        out
+    }
+
+    /// Every live descendant of each of `roots` (not the roots).
+    pub fn descendants_of(roots: &[u32]) -> Vec<Known> {
+        let mut seen = BTreeSet::new();
+        let mut queue: Vec<u32> = roots.iter().flat_map(|&r| children_of(r)).collect();
+        let mut out = Vec::new();
+        while let Some(pid) = queue.pop() {
+            if out.len() >= MAX_WALK || !seen.insert(pid) {
+                continue;
+            }
+            if let Some(k) = Known::of(pid) {
+                out.push(k);
+                queue.extend(children_of(pid));
+            }
+        }
+        out
+    }
+
+    /// What every instance is known to have started, for the state file.
+    static RECORDED: Mutex<BTreeMap<String, Vec<Known>>> = Mutex::new(BTreeMap::new());
+    static FLUSH: Mutex<Option<(StateFile, bool)>> = Mutex::new(None);
+
+    /// Where [`record`] writes (set once at start-up, fallback only).
+    pub fn install_state_file(state: StateFile) {
+        *FLUSH.lock().unwrap_or_else(PoisonError::into_inner) = Some((state, false));
+    }
+
+    /// True when an instance other than `instance` has `pid` recorded.
+    pub fn recorded_elsewhere(instance: &str, pid: u32) -> bool {
+        RECORDED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(i, known)| i != instance && known.iter().any(|k| k.pid == pid))
+    }
+
+    /// Replaces what `instance` is known to have running, and schedules a
+    /// state-file write (at most one a second, off the actor thread).
+    pub fn record(instance: &str, known: Vec<Known>) {
+        {
+            let mut map = RECORDED.lock().unwrap_or_else(PoisonError::into_inner);
+            if map.get(instance) == Some(&known) {
+                return;
+            }
+            if known.is_empty() {
+                map.remove(instance);
+            } else {
+                map.insert(instance.to_string(), known);
+            }
+        }
+        let schedule = {
+            let mut flush = FLUSH.lock().unwrap_or_else(PoisonError::into_inner);
+            match flush.as_mut() {
+                Some((_, pending)) if !*pending => {
+                    *pending = true;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if schedule && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let _ = tokio::task::spawn_blocking(flush).await;
+            });
+        }
+    }
+
+    /// Forgets everything (clean shutdown: all is stopped).
+    pub fn clear() {
+        RECORDED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Writes the state file now.
+    pub fn flush() {
+        let state = {
+            let mut flush = FLUSH.lock().unwrap_or_else(PoisonError::into_inner);
+            match flush.as_mut() {
+                Some((state, pending)) => {
+                    *pending = false;
+                    state.clone()
+                }
+                None => return,
+            }
+        };
+        let mut text = String::from("# taskmasterd: processes to sweep at the next start\n");
+        for (instance, known) in RECORDED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            for k in known {
+                text.push_str(&format!("pid {} {} {instance}\n", k.pid, k.start));
+            }
+        }
+        if let Err(e) = state.write(&text) {
+            tracing::warn!(path = %state.path().display(), error = %e, "cannot write the state file");
+        }
+    }
+
+    /// The `pid PID START INSTANCE` lines of a state file's text.
+    pub fn parse(text: &str) -> Vec<(Known, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("pid ")?.split_whitespace();
+                let pid = f.next()?.parse().ok()?;
+                let start = f.next()?.parse().ok()?;
+                let instance = f.next().unwrap_or("?").to_string();
+                Some((Known { pid, start }, instance))
+            })
+            .collect()
+    }
+}
+
 pub use sweep::{Swept, sweep};
 
 mod state {
@@ -479,7 +692,7 @@ mod state {
             .then_some(root)
         }
 
-        fn read(&self) -> io::Result<String> {
+        pub fn read(&self) -> io::Result<String> {
             let file = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -540,6 +753,55 @@ mod sweep {
     const KILL_WAIT: Duration = Duration::from_secs(5);
     /// How often the sweep looks whether the cgroups are empty.
     const POLL: Duration = Duration::from_millis(10);
+
+    /// Stops the processes a predecessor recorded (pid and start time,
+    /// fallback mode) and what they started since: stop signal, at most
+    /// [`GRACE_MAX`], SIGKILL. A pid whose start time differs is someone
+    /// else's now and is left alone.
+    pub fn sweep_recorded(recorded: &[(fallback::Known, String)], config: &Config) -> usize {
+        let mut targets: Vec<(fallback::Known, Duration)> = Vec::new();
+        for (known, instance) in recorded {
+            if !known.alive() {
+                continue;
+            }
+            let program = instance
+                .rsplit_once(':')
+                .and_then(|(name, _)| config.programs.get(name));
+            let (signal, grace) = match program {
+                Some(p) => (p.stopsignal, p.stoptime.min(GRACE_MAX)),
+                None => (proto::Signal::Term, GRACE_MAX),
+            };
+            let mut all = vec![*known];
+            all.extend(fallback::descendants_of(&[known.pid]));
+            for k in all {
+                if targets.iter().any(|(t, _)| t.pid == k.pid) {
+                    continue;
+                }
+                tracing::warn!(pid = k.pid, instance = %instance,
+                    command = %crate::leftovers::command_line(k.pid),
+                    "leftover of an earlier taskmasterd: stopping it (SIG{signal})");
+                if let Ok(sig) = NixSignal::try_from(signal.number()) {
+                    k.signal(sig);
+                }
+                targets.push((k, grace));
+            }
+        }
+        let found = targets.len();
+        let start = Instant::now();
+        while targets.iter().any(|(k, _)| k.alive()) {
+            std::thread::sleep(POLL);
+            let elapsed = start.elapsed();
+            if elapsed >= GRACE_MAX + KILL_WAIT {
+                break;
+            }
+            for (k, grace) in &targets {
+                if elapsed >= *grace {
+                    k.signal(NixSignal::SIGKILL);
+                }
+            }
+        }
+        found
+    }
 
     /// What [`sweep`] did.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -658,6 +920,30 @@ mod tests {
             Some("/system.slice/tm.service")
         );
         assert_eq!(own_cgroup("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn a_process_is_known_by_pid_and_start_time() -> Result<(), String> {
+        let me = fallback::Known::of(std::process::id()).ok_or("no /proc entry of our own")?;
+        assert!(me.alive());
+        // Same pid, another start time: a reused pid, not ours.
+        let reused = fallback::Known {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        assert!(!reused.alive());
+        let parsed = fallback::parse("# x\ncgroup /a\npid 12 345 web:0\npid x 1 y\n");
+        assert_eq!(
+            parsed,
+            vec![(
+                fallback::Known {
+                    pid: 12,
+                    start: 345
+                },
+                "web:0".to_string()
+            )]
+        );
+        Ok(())
     }
 
     #[test]

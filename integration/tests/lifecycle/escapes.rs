@@ -111,6 +111,12 @@ fn stop_restart_and_shutdown_leave_no_descendant_that_called_setsid() -> TestRes
     stop_restart_and_shutdown(true)
 }
 
+#[test]
+fn without_cgroups_stop_restart_and_shutdown_leave_no_descendant_that_called_setsid() -> TestResult
+{
+    stop_restart_and_shutdown(false)
+}
+
 fn kill_9_then_start(cgroups: bool) -> TestResult {
     let sleeper = unique_sleep();
     let mut daemon = start(&escaper_config(&sleeper), cgroups)?;
@@ -152,6 +158,12 @@ fn kill_9_then_start(cgroups: bool) -> TestResult {
 #[test]
 fn kill_9_of_the_daemon_then_start_leaves_nothing_of_a_setsid_descendant() -> TestResult {
     kill_9_then_start(true)
+}
+
+#[test]
+fn without_cgroups_kill_9_of_the_daemon_then_start_leaves_nothing_of_a_setsid_descendant()
+-> TestResult {
+    kill_9_then_start(false)
 }
 
 /// A TCP port nobody listens on now.
@@ -296,10 +308,23 @@ impl Drop for Client {
 
 #[test]
 fn kill_9_of_the_postmaster_kills_its_backends_before_the_respawn() -> TestResult {
+    postmaster_crash(true)
+}
+
+/// Without cgroups, the backends are the daemon's adopted orphans.
+#[test]
+fn without_cgroups_kill_9_of_the_postmaster_kills_its_backends_before_the_respawn() -> TestResult {
+    postmaster_crash(false)
+}
+
+fn postmaster_crash(cgroups: bool) -> TestResult {
     let pg_bin = pg_bin()?;
     let pg = nix::unistd::User::from_name("postgres")?.ok_or("no user postgres")?;
     let port = free_port()?;
-    let builder = DaemonBuilder::new()?;
+    let mut builder = DaemonBuilder::new()?;
+    if !cgroups {
+        builder = builder.env(NO_CGROUPS, "1");
+    }
     let dir = builder.dir().to_path_buf();
     // postgres must reach its data directory.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

@@ -89,6 +89,11 @@ impl ChildTable {
         self.lock().insert(pid, recipient);
     }
 
+    /// True when `pid` is a watched child (an instance's leader).
+    pub fn is_watched(&self, pid: u32) -> bool {
+        self.lock().contains_key(&pid)
+    }
+
     /// Number of watched pids.
     pub fn len(&self) -> usize {
         self.lock().len()

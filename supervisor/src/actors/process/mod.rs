@@ -15,6 +15,14 @@
 //! lines of the program's stderr (stdout if stderr is discarded), read after
 //! the output readers have drained the pipe (bounded wait).
 //!
+//! Descendants (see `descendants.rs`): with cgroups, the child joins its
+//! instance's cgroup before `exec`; a stop completes when the cgroup is
+//! empty, the stop timer kills the whole cgroup, and a leader's exit kills
+//! the rest of it, the respawn being deferred (later events held in the
+//! queue) until it is empty. Without cgroups, the same rules apply to the
+//! leader's descendants found by walking its process tree and to the
+//! orphans it leaves to the daemon, known by pid and start time.
+//!
 //! The child's pid is registered with the Reaper's [`ChildTable`] in the same
 //! handler that forked it, so its exit always comes back as [`ChildExited`].
 //! If the actor stops with waiters pending they are answered (failed), and a
@@ -40,7 +48,7 @@ mod vfork;
 use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
 use crate::actors::reaper::{ChildExited, ChildTable, ExitStatus};
 use crate::config::{NotifyEvent, OutputTarget, ProgramConfig};
-use crate::descendants::{self, InstanceCgroup};
+use crate::descendants::{self, InstanceCgroup, Known, fallback};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
     ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
@@ -68,6 +76,9 @@ const ZOMBIE_CHECK_EVERY: u32 = 50;
 const FAILURE_TAIL_LINES: usize = 20;
 /// How long a failed start's answer waits for the output pipes to drain.
 const FAILURE_TAIL_SETTLE: Duration = Duration::from_millis(250);
+/// Without cgroups, how often a running instance's process tree is walked
+/// (and recorded in the state file).
+const TREE_WALK_EVERY: Duration = Duration::from_secs(2);
 /// How long a respawn waits for the killed remnants of the previous run
 /// to leave the cgroup; past it (a process stuck in the kernel), it spawns
 /// anyway and says so.
@@ -151,6 +162,10 @@ pub struct ProcessActor {
     remnants: bool,
     /// A spawn waiting for the remnants to go; events queue behind it.
     deferred_spawn: Option<SpawnHandle>,
+    /// Without cgroups: the leader and the descendants found so far (pid
+    /// and start time), for stops, crashes and the state file.
+    leader: Option<Known>,
+    known: Vec<Known>,
     /// pid of the latest child, for log lines after it exited.
     last_pid: Option<u32>,
     start_waiters: Vec<oneshot::Sender<Outcome>>,
@@ -185,6 +200,8 @@ impl ProcessActor {
                 .map(|root| InstanceCgroup::new(root, &program.name, ctx.index)),
             remnants: false,
             deferred_spawn: None,
+            leader: None,
+            known: Vec::new(),
             last_pid: None,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
@@ -310,7 +327,7 @@ impl ProcessActor {
     fn execute(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::Spawn => {
-                if std::mem::take(&mut self.remnants) && self.cgroup_populated() {
+                if std::mem::take(&mut self.remnants) && self.members_alive() {
                     self.defer_spawn(ctx);
                 } else {
                     let ev = self.spawn_child(ctx);
@@ -318,6 +335,8 @@ impl ProcessActor {
                 }
             }
             Effect::SignalGroup { pgid, signal } => {
+                // A stop: what the leader started, before it can go.
+                self.walk_tree();
                 self.signal_group(pgid, signal);
                 // A stopped group (`signal STOP`, Ctrl-Z) would keep the
                 // stop signal pending until the SIGKILL: continue it so its
@@ -329,6 +348,7 @@ impl ProcessActor {
             Effect::KillGroup { pgid } => {
                 self.signal_group(pgid, Signal::Kill);
                 self.kill_cgroup();
+                self.kill_known();
             }
             Effect::KillRemnants { pgid } => {
                 if group_alive(pgid) {
@@ -340,6 +360,13 @@ impl ProcessActor {
                     tracing::warn!(process = %self.name,
                         "leader exited; killing what is left of its cgroup");
                     self.kill_cgroup();
+                    self.remnants = true;
+                }
+                self.adopt_orphans();
+                if self.known_alive() {
+                    tracing::warn!(process = %self.name,
+                        "leader exited; killing the descendants it left");
+                    self.kill_known();
                     self.remnants = true;
                 }
             }
@@ -363,6 +390,10 @@ impl ProcessActor {
                 }
                 if self.cgroup.is_some() {
                     self.watch_cgroup(pgid, ctx);
+                    return;
+                }
+                if descendants::fallback_active() {
+                    self.watch_known(pgid, ctx);
                     return;
                 }
                 if !group_alive(pgid) {
@@ -403,6 +434,123 @@ impl ProcessActor {
                 "cannot read the cgroup's state");
             false
         })
+    }
+
+    /// Anything of the instance left: its cgroup is populated, or (without
+    /// cgroups) a known descendant lives.
+    fn members_alive(&self) -> bool {
+        self.cgroup_populated() || self.known_alive()
+    }
+
+    fn known_alive(&self) -> bool {
+        self.known.iter().any(Known::alive)
+    }
+
+    fn kill_known(&self) {
+        for k in &self.known {
+            k.signal(NixSignal::SIGKILL);
+        }
+    }
+
+    /// Without cgroups: adds the leader's live descendants to what is
+    /// known (pruning the dead) and records it for the state file.
+    fn walk_tree(&mut self) {
+        if !descendants::fallback_active() {
+            return;
+        }
+        self.known.retain(Known::alive);
+        let mut roots: Vec<u32> = self.known.iter().map(|k| k.pid).collect();
+        if let Some(leader) = self.leader.filter(Known::alive) {
+            roots.push(leader.pid);
+        }
+        for k in fallback::descendants_of(&roots) {
+            if !self.known.contains(&k) {
+                self.known.push(k);
+            }
+        }
+        self.record();
+    }
+
+    /// The leader exited: its children were re-parented to the daemon (a
+    /// subreaper). The daemon's children that are no instance's leader,
+    /// started after ours and recorded for no other instance are its
+    /// orphans; they and their descendants become known.
+    fn adopt_orphans(&mut self) {
+        if !descendants::fallback_active() {
+            return;
+        }
+        let Some(leader) = self.leader.take() else {
+            return;
+        };
+        let orphans: Vec<Known> = fallback::children_of(std::process::id())
+            .into_iter()
+            .filter(|&pid| !self.ctx.children.is_watched(pid))
+            .filter_map(Known::of)
+            .filter(|k| k.start >= leader.start)
+            .filter(|k| self.known.contains(k) || !fallback::recorded_elsewhere(&self.name, k.pid))
+            .collect();
+        for k in orphans {
+            if !self.known.contains(&k) {
+                self.known.push(k);
+            }
+        }
+        self.walk_tree();
+    }
+
+    /// The state file's entry for this instance.
+    fn record(&self) {
+        if descendants::fallback_active() {
+            let leader = self.leader.filter(Known::alive);
+            let all = leader.iter().chain(self.known.iter()).copied().collect();
+            fallback::record(&self.name, all);
+        }
+    }
+
+    /// A stop without cgroups: done when the process group is gone and no
+    /// known descendant lives; those get the stop signal once the group is
+    /// gone (they left it).
+    fn watch_known(&mut self, pgid: u32, ctx: &mut Context<Self>) {
+        self.walk_tree();
+        let mut signalled = false;
+        let mut polls = 0u32;
+        let mut check = move |act: &mut Self| -> bool {
+            polls = polls.wrapping_add(1);
+            let group_gone = !group_alive(pgid)
+                || (polls % ZOMBIE_CHECK_EVERY == 0 && !group_has_live_members(pgid));
+            if !group_gone {
+                return false;
+            }
+            act.known.retain(Known::alive);
+            if act.known.is_empty() {
+                act.record();
+                return true;
+            }
+            if !signalled {
+                signalled = true;
+                let signal = act.policy.stopsignal;
+                let pids: Vec<u32> = act.known.iter().map(|k| k.pid).collect();
+                tracing::info!(process = %act.name, pids = ?pids,
+                    "descendants outside the process group are still running: sending them SIG{signal}");
+                if let Ok(sig) = NixSignal::try_from(signal.number()) {
+                    for k in &act.known {
+                        k.signal(sig);
+                    }
+                }
+            }
+            false
+        };
+        if check(self) {
+            self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+            return;
+        }
+        self.group_poll = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
+            if check(act) {
+                if let Some(poll) = act.group_poll.take() {
+                    ctx.cancel_future(poll);
+                }
+                act.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
+            }
+        }));
     }
 
     /// SIGKILL to every process of the cgroup (not only the process group).
@@ -489,7 +637,7 @@ impl ProcessActor {
     fn defer_spawn(&mut self, ctx: &mut Context<Self>) {
         let deadline = Instant::now() + REMNANTS_WAIT;
         self.deferred_spawn = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
-            let empty = !act.cgroup_populated();
+            let empty = !act.members_alive();
             if !empty && Instant::now() < deadline {
                 return;
             }
@@ -540,6 +688,9 @@ impl ProcessActor {
                 if let (Some(fd), Some(sink)) = (child.stderr, &self.stderr) {
                     sink.pump(fd, &self.name);
                 }
+                self.leader = Known::of(child.pid);
+                self.known.retain(Known::alive);
+                self.record();
                 Event::Spawned { pid: child.pid }
             }
             Err(e) => Event::SpawnFailed {
@@ -716,12 +867,29 @@ fn group_has_live_members(pgid: u32) -> bool {
 impl Actor for ProcessActor {
     type Context = Context<Self>;
 
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if descendants::fallback_active() {
+            ctx.run_interval(TREE_WALK_EVERY, |act, _| {
+                if act.leader.is_some_and(|l| l.alive()) {
+                    act.walk_tree();
+                }
+            });
+        }
+    }
+
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(pgid) = self.machine.pgid()
             && group_alive(pgid)
         {
             tracing::warn!(process = %self.name, pgid, "actor stopped with a live process group; killing it");
             self.signal_group(pgid, Signal::Kill);
+        }
+        if self.known_alive() {
+            tracing::warn!(process = %self.name, "actor stopped with live descendants; killing them");
+            self.kill_known();
+        }
+        if descendants::fallback_active() {
+            fallback::record(&self.name, Vec::new());
         }
         if self.cgroup_populated() {
             tracing::warn!(process = %self.name, "actor stopped with a live cgroup; killing it");
@@ -916,6 +1084,7 @@ impl Handler<Kill> for ProcessActor {
             self.signal_group(pgid, Signal::Kill);
         }
         self.kill_cgroup();
+        self.kill_known();
     }
 }
 
