@@ -469,6 +469,20 @@ fn a_missing_working_directory_or_zero_numprocs_is_a_warning()
 }
 
 #[test]
+fn dev_null_discards_and_other_special_outputs_are_warned_about()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("link.log"))?;
+    let text = "programs:\n  web:\n    cmd: x\n    stdout: /dev/null\n    stderr: link.log\n";
+    let config = parse(text, &tmp.path().join("tm.yaml")).map_err(|e| e.to_string())?;
+    assert_eq!(config.programs["web"].stdout, OutputTarget::Discard);
+    assert_eq!(config.warnings.len(), 1, "{:#?}", config.warnings);
+    assert_eq!(config.warnings[0].key, "programs.web.stderr");
+    assert!(config.warnings[0].message.contains("not a regular file"));
+    Ok(())
+}
+
+#[test]
 fn non_loopback_listen_needs_allow_remote() -> Result<(), String> {
     let p = problem("programs: {}\nserver:\n  listen: 0.0.0.0:4242\n");
     assert_problem_at(&p, 3, "server.listen", "set server.allow_remote: true");

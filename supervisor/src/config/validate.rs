@@ -691,6 +691,11 @@ impl Ctx {
             return Some(OutputTarget::Discard);
         }
         let path = self.path(node, at)?;
+        // The daemon writes only regular files; `/dev/null` is how many
+        // configs (and supervisord's) spell "discard".
+        if path == Path::new("/dev/null") {
+            return Some(OutputTarget::Discard);
+        }
         if path.is_dir() {
             self.report(
                 node.pos,
@@ -698,6 +703,19 @@ impl Ctx {
                 format!("{} is a directory; name a file in it", path.display()),
             );
             return None;
+        }
+        // `symlink_metadata`: a FIFO is not opened, a symlink not followed.
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && !meta.file_type().is_file()
+        {
+            self.warn(
+                node.pos,
+                at,
+                format!(
+                    "{} is not a regular file (a symlink, FIFO, socket or device): the daemon refuses to write to it, so this program's starts will fail; name a regular file, or `null` to discard",
+                    path.display()
+                ),
+            );
         }
         // `logs/` next to the config is created by the daemon at start, so a
         // file in it is fine even before the first run.
