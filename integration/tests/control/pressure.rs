@@ -387,3 +387,31 @@ fn five_hundred_silent_connections_do_not_lock_the_operator_out() -> TestResult 
     );
     Ok(())
 }
+
+#[test]
+fn connections_with_a_wrong_token_count_as_unauthenticated_until_closed() -> TestResult {
+    let daemon = TestDaemon::start(VICTIM)?;
+    daemon.running_pid("victim:0")?;
+    // 32 wrong tokens: each waits its 1 s before its `auth` reply.
+    let mut guessers = Vec::new();
+    for _ in 0..32 {
+        let mut raw = Raw::connect(&daemon)?;
+        raw.send(&hello("not-the-token"))?;
+        guessers.push(raw);
+    }
+    // A round trip on the harness's session: the daemon has read them.
+    daemon.status()?;
+    // 32 newer connections take their places: the guessers are closed at
+    // once, with `busy`, instead of lingering uncounted.
+    let newer: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect(daemon.addr()))
+        .collect::<Result<_, _>>()?;
+    for mut guesser in guessers {
+        let (kind, message) = guesser.error_kind(SOON)?;
+        assert_eq!(kind, "busy", "{message}");
+        assert!(guesser.closed()?, "the connection stayed open");
+    }
+    drop(newer);
+    status_answers(&daemon)?;
+    Ok(())
+}

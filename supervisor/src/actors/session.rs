@@ -302,9 +302,12 @@ impl Session {
         if let Some(timer) = self.auth_timer.take() {
             ctx.cancel_future(timer);
         }
-        ctx.run_later(AUTH_FAILURE_DELAY, move |act, ctx| {
-            act.close_with(Response::error(ErrorKind::Auth, why), ctx);
-        });
+        // Kept in `auth_timer`, so that an `Evict` meanwhile cancels it.
+        self.auth_timer = Some(ctx.run_later(AUTH_FAILURE_DELAY, move |act, ctx| {
+            if act.phase == Phase::Rejecting {
+                act.close_with(Response::error(ErrorKind::Auth, why), ctx);
+            }
+        }));
     }
 
     fn on_line(&mut self, line: Line, ctx: &mut Context<Self>) {
@@ -532,8 +535,8 @@ impl StreamHandler<FollowedChunk> for Session {
     }
 }
 
-/// The Listener needs this session's place for a newer connection: close,
-/// unless already authenticated.
+/// The Listener needs this session's place for a newer connection: close
+/// now, unless authenticated (or already closing).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Evict;
@@ -542,7 +545,10 @@ impl Handler<Evict> for Session {
     type Result = ();
 
     fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
-        if self.phase != Phase::AwaitingHello {
+        // A rejected one too: everything unauthenticated must stay within
+        // the cap, and its answer would be no news (a right token gets its
+        // welcome at once).
+        if !matches!(self.phase, Phase::AwaitingHello | Phase::Rejecting) {
             return;
         }
         if let Some(timer) = self.auth_timer.take() {
