@@ -485,3 +485,41 @@ fn shutdown_waits_for_programs_removed_by_a_reload() -> TestResult {
     assert_eq!(status.code(), Some(0));
     Ok(())
 }
+
+/// Scaling down, then up again before the retired instances are gone: each
+/// index is listed once (the one still stopping, until it is gone), and the
+/// new instance starts only then, so two processes never share a name.
+#[test]
+fn scaling_back_up_while_retired_instances_stop_lists_each_index_once() -> TestResult {
+    // On TERM it takes a second and a half to finish.
+    let cmd = r#"sh -c 'trap \"sleep 1.5; exit 0\" TERM; sleep 1000 & wait'"#;
+    let config = |n: u32| {
+        format!("programs:\n  web: {{cmd: \"{cmd}\", starttime: 0, stoptime: 30, numprocs: {n}}}\n")
+    };
+    let daemon = TestDaemon::start(&config(3))?;
+    let before = running_exactly(&daemon, &set(["web:0", "web:1", "web:2"]))?;
+    daemon.group_of(before["web:2"], 2)?;
+    rewrite(&daemon, &config(2))?;
+    sighup(&daemon)?;
+    daemon.wait_for_state("web:2", ProcessState::Stopping, Duration::from_secs(10))?;
+    rewrite(&daemon, &config(3))?;
+    sighup(&daemon)?;
+    // Until the old web:2 is gone: listed once, as the one stopping.
+    let gone = wait_until(Duration::from_secs(30), || {
+        let Ok(status) = daemon.status() else {
+            return false;
+        };
+        let names: Vec<_> = status.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["web:0", "web:1", "web:2"],
+            "each index once: {status:#?}"
+        );
+        !procfs::is_alive(before["web:2"])
+    });
+    assert!(gone, "the old web:2 never stopped");
+    let after = running_exactly(&daemon, &set(["web:0", "web:1", "web:2"]))?;
+    assert_ne!(after["web:2"], before["web:2"]);
+    assert_eq!(after["web:0"], before["web:0"]);
+    Ok(())
+}

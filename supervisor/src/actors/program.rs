@@ -30,6 +30,7 @@ use futures::future::join_all;
 use proto::{
     ErrorKind, Outcome, OutputStream, PidEntry, ProcessInfo, ProcessState, Signal, TailReply,
 };
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +43,10 @@ pub struct ProgramActor {
     infos: Vec<SharedInfo>,
     /// Instances scaled away, still stopping; listed in `status` until gone.
     retiring: Vec<(u32, Addr<ProcessActor>, SharedInfo)>,
+    /// Indexes scaled back up while their predecessor is still retiring:
+    /// their autostart waits until it is gone, so two processes never share
+    /// a name (nor its log file), and `status` shows each index once.
+    deferred: BTreeSet<u32>,
     children: ChildTable,
     /// The Notifier, handed to every instance (used if the program has
     /// `notify` rules, now or after a reload).
@@ -58,6 +63,7 @@ impl ProgramActor {
             instances: Vec::new(),
             infos: Vec::new(),
             retiring: Vec::new(),
+            deferred: BTreeSet::new(),
             children,
             events: None,
             secret_env: SecretEnv::default(),
@@ -90,18 +96,28 @@ impl ProgramActor {
     }
 
     /// The snapshots an optional index list selects (all when `None`, then
-    /// followed by the retiring instances), in order.
+    /// followed by the retiring instances), in order, each index once: an
+    /// index scaled back up while its predecessor is still stopping shows
+    /// the predecessor (alive) until it is gone.
     fn select_infos(&self, indexes: &Option<Vec<u32>>) -> Vec<&SharedInfo> {
+        let retiring = |i: u32| {
+            self.retiring
+                .iter()
+                .find(|(r, _, _)| *r == i)
+                .map(|(_, _, info)| info)
+        };
+        let current = |i: u32| retiring(i).or_else(|| self.infos.get(i as usize));
         match indexes {
-            None => self
-                .infos
-                .iter()
-                .chain(self.retiring.iter().map(|(_, _, info)| info))
+            None => (0..self.infos.len() as u32)
+                .filter_map(current)
+                .chain(
+                    self.retiring
+                        .iter()
+                        .filter(|(i, _, _)| *i as usize >= self.infos.len())
+                        .map(|(_, _, info)| info),
+                )
                 .collect(),
-            Some(list) => list
-                .iter()
-                .filter_map(|&i| self.infos.get(i as usize))
-                .collect(),
+            Some(list) => list.iter().filter_map(|&i| current(i)).collect(),
         }
     }
 
@@ -379,7 +395,11 @@ impl ProgramActor {
             for i in old..new {
                 let (instance, info) = self.spawn_instance(i);
                 if self.config.autostart {
-                    self.pacer.start(instance.clone());
+                    if self.retiring.iter().any(|(r, _, _)| *r == i) {
+                        self.deferred.insert(i);
+                    } else {
+                        self.pacer.start(instance.clone());
+                    }
                 }
                 self.instances.push(instance);
                 self.infos.push(info);
@@ -390,6 +410,7 @@ impl ProgramActor {
                 .zip(self.infos.drain(new as usize..))
                 .collect();
             for ((i, instance), info) in gone {
+                self.deferred.remove(&i);
                 self.retiring.push((i, instance.clone(), info));
                 ctx.spawn(
                     instance
@@ -397,9 +418,21 @@ impl ProgramActor {
                         .into_actor(self)
                         .map(move |_, act, _| {
                             act.retiring.retain(|(_, a, _)| *a != instance);
+                            act.start_deferred(i);
                         }),
                 );
             }
+        }
+    }
+
+    /// Starts index `i` if its autostart waited for a retiring predecessor
+    /// and none is left.
+    fn start_deferred(&mut self, i: u32) {
+        if self.retiring.iter().any(|(r, _, _)| *r == i) || !self.deferred.remove(&i) {
+            return;
+        }
+        if let Some(instance) = self.instances.get(i as usize) {
+            self.pacer.start(instance.clone());
         }
     }
 
