@@ -81,7 +81,7 @@ fn a_user_program_that_swaps_its_log_for_a_symlink_never_gets_root_to_write_thro
             r#"
 programs:
   low:
-    cmd: "sh -c 'echo before; rm {dir}/out/low.log; ln -s {dir}/secret {dir}/out/low.log; while :; do echo after; sleep 0.1; done'"
+    cmd: "sh -c 'echo before; ln -s {dir}/secret {dir}/out/tmp; mv -f {dir}/out/tmp {dir}/out/low.log; while :; do echo after; sleep 0.1; done'"
     user: nobody
     starttime: 0
     stdout: "{dir}/out/low.log"
@@ -288,13 +288,16 @@ programs:
     Ok(())
 }
 
+// The swaps below are renames (`mv -f`), atomic: with `rm` then `ln -s` the
+// daemon may notice the removal in between and create a regular file there
+// first, so the symlink is never made and the refusal never needed.
 #[test]
 fn a_program_replacing_its_log_with_a_fifo_never_freezes_the_daemon() -> TestResult {
     let daemon = TestDaemon::start(
         r#"
 programs:
   swap:
-    cmd: "sh -c 'echo first; rm logs/swap-0.stdout.log; mkfifo logs/swap-0.stdout.log; while :; do echo more; sleep 0.1; done'"
+    cmd: "sh -c 'echo first; mkfifo logs/tmp; mv -f logs/tmp logs/swap-0.stdout.log; while :; do echo more; sleep 0.1; done'"
     starttime: 0
 "#,
     )?;
