@@ -337,6 +337,40 @@ fn avail_lists_configured_programs_and_update_reloads() -> TestResult {
     Ok(())
 }
 
+/// A reload that removes the followed program ends its `tail -f` with the
+/// reason and exit 1 (the daemon still runs).
+#[test]
+fn tail_follow_of_a_removed_program_ends_with_exit_1() -> TestResult {
+    let ticker = "  ticker:\n    cmd: \"sh -c 'while :; do echo tick; sleep 0.05; done'\"\n    starttime: 0\n";
+    let daemon = TestDaemon::start(&format!(
+        "programs:\n{ticker}  other:\n    cmd: \"sleep 1000\"\n    starttime: 0\n"
+    ))?;
+    daemon.running_pid("ticker:0")?;
+    let dir = tempfile::tempdir()?;
+    let err = dir.path().join("stderr");
+    let mut cmd = Command::new(bins::taskmasterctl()?);
+    cmd.arg("--server")
+        .arg(daemon.addr())
+        .arg("--token-file")
+        .arg(daemon.token_path())
+        .args(["tail", "-f", "ticker"]);
+    let mut follower = Background::spawn_with_stderr(cmd, std::fs::File::create(&err)?)?;
+    follower.line(SOON).ok_or("tail -f printed nothing")?;
+    std::fs::write(
+        daemon.config_path(),
+        std::fs::read_to_string(daemon.config_path())?.replacen(ticker, "", 1),
+    )?;
+    let out = ctl_expect(&daemon, &["reload"], 0)?;
+    assert!(out.stdout.contains("removed: 1 (ticker)"), "{out:?}");
+    assert_eq!(follower.exit_code(SOON), Some(1), "{}", daemon.event_log());
+    let said = std::fs::read_to_string(&err)?;
+    assert!(
+        said.contains("the daemon closed the stream: taskmasterd is still running"),
+        "{said:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn version_help_and_reload() -> TestResult {
     let daemon =
