@@ -12,7 +12,8 @@
 //! request dominated the daemon's time.
 //!
 //! Handles: [`Start`], [`Stop`], [`Restart`], [`SignalInstances`],
-//! [`Status`], [`Pids`], [`TailInstance`], [`Retire`] (from the Registry).
+//! [`Status`], [`Pids`], [`TailInstance`], [`Apply`], [`Retire`],
+//! [`KillAll`], [`ReopenOutput`] (from the Registry).
 //! Sends: the process messages. Stops: after [`Retire`], once every instance
 //! is stopped.
 
@@ -492,18 +493,5 @@ impl Handler<ReopenOutput> for ProgramActor {
         for instance in &self.instances {
             instance.do_send(process::ReopenOutput);
         }
-    }
-}
-
-/// The number of instances, for target resolution.
-#[derive(Debug, Message)]
-#[rtype(result = "u32")]
-pub struct InstanceCount;
-
-impl Handler<InstanceCount> for ProgramActor {
-    type Result = MessageResult<InstanceCount>;
-
-    fn handle(&mut self, _: InstanceCount, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.instances.len() as u32)
     }
 }

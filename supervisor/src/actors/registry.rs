@@ -9,8 +9,9 @@
 //! program (stop signal, SIGKILL after `stoptime`), wait for all of them, then
 //! stop the System with exit code 0.
 //!
-//! Handles: [`Control`], [`Shutdown`], [`ExitNow`]. Sends: program messages,
-//! [`StopAccepting`] to the listener.
+//! Handles: [`Control`], [`Reload`], [`ReopenLogs`], [`Shutdown`],
+//! [`ExitNow`]. Sends: program messages, [`StopAccepting`] to the listener,
+//! the Notifier's `UpdateEmail` and `NotifyTest`.
 //! Stops: last, by stopping the System.
 
 use crate::actors::listener::{Listener, StopAccepting};
