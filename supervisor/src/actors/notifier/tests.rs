@@ -3,9 +3,10 @@
 
 use super::*;
 use crate::actors::process::{self, InstanceContext, ProcessActor};
-use crate::actors::reaper::{ChildTable, Reaper};
+use crate::actors::reaper::{ChildTable, ExitStatus, Reaper};
 use crate::config::{AutoRestart, NotifyEvent};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -29,22 +29,30 @@
 //! Handles: [`InstanceEvent`] (from process actors), [`UpdateEmail`] and
 //! [`NotifyTest`] (from the Registry). Sends: mail. Stops: with the System;
 //! queued mails and open digests are dropped then.
+//!
+//! The pure parts live beside it: [`throttle`] (which events go at once,
+//! which wait for a digest), [`mail`] (the text, the lettre message and
+//! transport), [`queue`] (the bounded queue).
+
+mod mail;
+mod queue;
+mod throttle;
+
+pub use mail::{Mail, Noted, Tail, body, host_name, subject, utc};
+use mail::{SendError, Transport, build_message, list, transport};
+pub use queue::MailQueue;
+use queue::Outgoing;
+pub use throttle::{DIGEST_MAX_EVENTS, Digest, Offer, Throttle, schedule};
 
 use crate::actors::process::output::OutputSink;
-use crate::actors::reaper::ExitStatus;
 use crate::config::email::Secret;
-use crate::config::{EmailConfig, NotifyEvent, NotifyRule, ProgramConfig, SmtpTls};
+use crate::config::{EmailConfig, NotifyRule, ProgramConfig};
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
 };
-use lettre::message::header::ContentType;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use std::collections::{HashMap, VecDeque};
-use std::fmt::{self, Write as _};
-use std::path::PathBuf;
+use lettre::{Address, AsyncTransport};
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -56,14 +64,10 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Lines of stderr in a mail, per instance.
 pub const TAIL_LINES: usize = 20;
-/// Events listed in one digest; more are counted, not kept.
-pub const DIGEST_MAX_EVENTS: usize = 100;
 /// Instances whose stderr tail a digest shows.
 const DIGEST_MAX_TAILS: usize = 5;
 /// How long composing a mail waits for an instance's output pipe to drain.
 const TAIL_SETTLE: Duration = Duration::from_millis(250);
-/// Longest throttle window honoured (a timer cannot wait for centuries).
-const MAX_THROTTLE: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Names of the daemon's environment variables that hold secrets (the SMTP
 /// password's `password_env`): children are spawned without them. Shared by
@@ -107,23 +111,6 @@ impl fmt::Debug for SecretEnv {
     }
 }
 
-// ----- events and the throttle (pure) ----------------------------------------
-
-/// What a mail says about one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Noted {
-    pub program: String,
-    /// `NAME:INDEX`.
-    pub instance: String,
-    pub event: NotifyEvent,
-    pub time: SystemTime,
-    /// How the child ended, when the event is about an exit.
-    pub exit: Option<ExitStatus>,
-    pub restarts: u32,
-    /// The status line's description (`exited too quickly …, 4 attempts`).
-    pub detail: String,
-}
-
 /// An instance's state change or unexpected exit, from its process actor.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -137,317 +124,7 @@ pub struct InstanceEvent {
     pub stderr: Option<Arc<OutputSink>>,
 }
 
-/// Events of one rule batched into one mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digest<E> {
-    /// At most [`DIGEST_MAX_EVENTS`], oldest first.
-    pub events: Vec<E>,
-    /// Events beyond those, counted only.
-    pub omitted: usize,
-}
-
-/// What to do with an event offered to a [`Throttle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Offer<E> {
-    /// A quiet period: mail it now.
-    Now(E),
-    /// Batched into the open window; `arm` is set for the first event of a
-    /// window's batch: flush at that instant.
-    Batched { arm: Option<Instant> },
-}
-
-/// One rule's throttle: the first event after a quiet period is mailed at
-/// once and opens a window of `throttle`; events within the window are
-/// batched and flushed as one digest when it ends, which opens the next
-/// window. A window that ends with nothing batched ends the cycle.
-#[derive(Debug)]
-pub struct Throttle<E> {
-    window_end: Option<Instant>,
-    pending: Vec<E>,
-    omitted: usize,
-}
-
-impl<E> Default for Throttle<E> {
-    fn default() -> Self {
-        Throttle {
-            window_end: None,
-            pending: Vec::new(),
-            omitted: 0,
-        }
-    }
-}
-
-impl<E> Throttle<E> {
-    pub fn offer(&mut self, event: E, now: Instant, throttle: Duration) -> Offer<E> {
-        match self.window_end {
-            Some(end) if now < end => {
-                if self.pending.len() < DIGEST_MAX_EVENTS {
-                    self.pending.push(event);
-                } else {
-                    self.omitted += 1;
-                }
-                let first = self.pending.len() + self.omitted == 1;
-                Offer::Batched {
-                    arm: first.then_some(end),
-                }
-            }
-            _ => {
-                self.window_end = Some(window_end(now, throttle));
-                Offer::Now(event)
-            }
-        }
-    }
-
-    /// The window has ended: the batch as a digest (and a new window), or
-    /// `None` when nothing was batched.
-    pub fn flush(&mut self, now: Instant, throttle: Duration) -> Option<Digest<E>> {
-        if self.pending.is_empty() && self.omitted == 0 {
-            return None;
-        }
-        self.window_end = Some(window_end(now, throttle));
-        Some(Digest {
-            events: std::mem::take(&mut self.pending),
-            omitted: std::mem::take(&mut self.omitted),
-        })
-    }
-}
-
-fn window_end(now: Instant, throttle: Duration) -> Instant {
-    let throttle = throttle.min(MAX_THROTTLE);
-    now.checked_add(throttle).unwrap_or(now)
-}
-
-/// The mails one rule sends for `events` (time offsets, in order), as
-/// (send offset, digest): the throttle as a pure function of events and
-/// times. The actor runs the same [`Throttle`], with a timer per window.
-pub fn schedule<E: Clone>(
-    throttle: Duration,
-    events: &[(Duration, E)],
-) -> Vec<(Duration, Digest<E>)> {
-    let base = Instant::now();
-    let mut rule = Throttle::default();
-    let mut timer: Option<Instant> = None;
-    let mut mails = Vec::new();
-    let fire = |rule: &mut Throttle<E>, at: Instant, mails: &mut Vec<(Duration, Digest<E>)>| {
-        if let Some(digest) = rule.flush(at, throttle) {
-            mails.push((at - base, digest));
-        }
-    };
-    for (offset, event) in events {
-        let now = base + *offset;
-        if let Some(at) = timer.filter(|at| *at <= now) {
-            timer = None;
-            fire(&mut rule, at, &mut mails);
-        }
-        match rule.offer(event.clone(), now, throttle) {
-            Offer::Now(e) => mails.push((
-                *offset,
-                Digest {
-                    events: vec![e],
-                    omitted: 0,
-                },
-            )),
-            Offer::Batched { arm: Some(at) } => timer = Some(at),
-            Offer::Batched { arm: None } => {}
-        }
-    }
-    if let Some(at) = timer {
-        fire(&mut rule, at, &mut mails);
-    }
-    mails
-}
-
-// ----- mail text (pure) ------------------------------------------------------
-
-/// A mail ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mail {
-    pub to: Vec<Address>,
-    pub subject: String,
-    pub body: String,
-}
-
-/// The last lines of one instance's stderr, as a mail shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tail {
-    pub instance: String,
-    pub path: Option<PathBuf>,
-    /// The lines, or why there are none.
-    pub lines: Result<Vec<String>, String>,
-}
-
-/// `[taskmaster HOST] web:0 FATAL`, or `[taskmaster HOST] web: 7 events`.
-pub fn subject(host: &str, program: &str, events: &[Noted], omitted: usize) -> String {
-    let total = events.len() + omitted;
-    match events {
-        [one] if total == 1 => format!("[taskmaster {host}] {} {}", one.instance, one.event),
-        _ => format!("[taskmaster {host}] {program}: {total} events"),
-    }
-}
-
-/// The body: the facts of each event, then the stderr tails.
-pub fn body(host: &str, program: &str, events: &[Noted], omitted: usize, tails: &[Tail]) -> String {
-    let mut b = String::new();
-    match events {
-        [one] if omitted == 0 => {
-            let _ = writeln!(b, "taskmaster on {host}: {} {}\n", one.instance, one.event);
-            let _ = writeln!(b, "host:      {host}");
-            let _ = writeln!(b, "program:   {}", one.program);
-            let _ = writeln!(b, "instance:  {}", one.instance);
-            let _ = writeln!(b, "event:     {}", one.event);
-            let _ = writeln!(b, "time:      {}", utc(one.time));
-            let _ = writeln!(b, "exit:      {}", exit_text(one.exit));
-            let _ = writeln!(b, "restarts:  {}", one.restarts);
-            let _ = writeln!(b, "state:     {}", one.detail);
-        }
-        _ => {
-            let total = events.len() + omitted;
-            let _ = writeln!(b, "taskmaster on {host}: {total} events for {program}\n");
-            let _ = writeln!(b, "host:      {host}");
-            let _ = writeln!(b, "program:   {program}\n");
-            for e in events {
-                let _ = writeln!(
-                    b,
-                    "{}  {}  {}  exit: {}  restarts: {}",
-                    utc(e.time),
-                    e.instance,
-                    e.event,
-                    exit_text(e.exit),
-                    e.restarts
-                );
-                if e.event == NotifyEvent::Fatal {
-                    let _ = writeln!(b, "    {}", e.detail);
-                }
-            }
-            if omitted > 0 {
-                let _ = writeln!(b, "... and {omitted} more event(s), not listed");
-            }
-        }
-    }
-    for tail in tails {
-        b.push('\n');
-        match (&tail.lines, &tail.path) {
-            (Ok(lines), Some(path)) => {
-                let _ = writeln!(
-                    b,
-                    "Last {} line(s) of {}'s stderr ({}):",
-                    lines.len(),
-                    tail.instance,
-                    path.display()
-                );
-                for line in lines {
-                    let _ = writeln!(b, "    {line}");
-                }
-            }
-            (Ok(_), None) => {
-                let _ = writeln!(b, "{}'s stderr is discarded (stderr: null).", tail.instance);
-            }
-            (Err(why), _) => {
-                let _ = writeln!(b, "{}'s stderr cannot be shown: {why}", tail.instance);
-            }
-        }
-    }
-    b
-}
-
-fn exit_text(exit: Option<ExitStatus>) -> String {
-    exit.map_or_else(|| "-".to_string(), |e| e.to_string())
-}
-
-/// `2026-11-24 14:22:21.042 UTC` (milliseconds tell a digest's events apart).
-pub fn utc(time: SystemTime) -> String {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (secs, millis) = (since.as_secs(), since.subsec_millis());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// The name this host gives itself (in EHLO and in subjects).
-pub fn host_name() -> String {
-    match ClientId::default() {
-        ClientId::Domain(name) => name,
-        other => other.to_string(),
-    }
-}
-
-// ----- the bounded queue -------------------------------------------------------
-
-/// A mail and how often it was tried.
-#[derive(Debug, Clone)]
-struct Outgoing {
-    id: u64,
-    mail: Mail,
-    attempt: u32,
-}
-
-/// Mails waiting to be sent: at most `capacity`, the oldest dropped first.
-#[derive(Debug)]
-pub struct MailQueue<T> {
-    items: VecDeque<T>,
-    capacity: usize,
-    dropped: u64,
-}
-
-impl<T> MailQueue<T> {
-    pub fn new(capacity: usize) -> Self {
-        MailQueue {
-            items: VecDeque::new(),
-            capacity: capacity.max(1),
-            dropped: 0,
-        }
-    }
-
-    /// Adds `item`; returns the one dropped to make room, if any.
-    pub fn push(&mut self, item: T) -> Option<T> {
-        let dropped = if self.items.len() >= self.capacity {
-            self.dropped += 1;
-            self.items.pop_front()
-        } else {
-            None
-        };
-        self.items.push_back(item);
-        dropped
-    }
-
-    pub fn pop(&mut self) -> Option<T> {
-        self.items.pop_front()
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Items dropped since the start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
-}
-
 // ----- the actor ---------------------------------------------------------------
-
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
 /// A batched event and the stderr to show with it.
 type Batched = (Noted, Option<Arc<OutputSink>>);
@@ -698,68 +375,6 @@ impl Notifier {
         }
     }
 }
-
-/// Why a send attempt failed.
-#[derive(Debug)]
-enum SendError {
-    /// Trying again cannot help (bad settings, a 5xx answer).
-    Permanent(String),
-    /// Worth a retry (unreachable, timeout, 4xx).
-    Transient(String),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Permanent(e) | SendError::Transient(e) => f.write_str(e),
-        }
-    }
-}
-
-fn list(to: &[Address]) -> String {
-    to.iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The transport of `email`, with `password` as credentials.
-fn transport(email: &EmailConfig, password: Option<&Secret>) -> Result<Transport, String> {
-    let smtp = &email.smtp;
-    let mut builder = Transport::builder_dangerous(smtp.host.as_str())
-        .port(smtp.port)
-        .timeout(Some(smtp.timeout));
-    let tls = |host: &str| {
-        TlsParameters::new(host.to_string())
-            .map_err(|e| format!("cannot set up TLS for {host}: {e}"))
-    };
-    builder = match smtp.tls {
-        SmtpTls::None => builder.tls(Tls::None),
-        SmtpTls::StartTls => builder.tls(Tls::Required(tls(&smtp.host)?)),
-        SmtpTls::Tls => builder.tls(Tls::Wrapper(tls(&smtp.host)?)),
-    };
-    if let (Some(user), Some(password)) = (&smtp.username, password) {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_string(),
-        ));
-    }
-    Ok(builder.build())
-}
-
-fn build_message(email: &EmailConfig, mail: &Mail) -> Result<lettre::Message, String> {
-    let mut builder = lettre::Message::builder()
-        .from(email.from.clone())
-        .subject(mail.subject.clone())
-        .header(ContentType::TEXT_PLAIN);
-    for to in &mail.to {
-        builder = builder.to(to.clone().into());
-    }
-    builder
-        .body(mail.body.clone())
-        .map_err(|e| format!("cannot build the mail: {e}"))
-}
-
 impl Actor for Notifier {
     type Context = Context<Self>;
 
