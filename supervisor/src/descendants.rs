@@ -295,6 +295,8 @@ fn own_cgroup(text: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct InstanceCgroup {
     dir: PathBuf,
+    /// Created (by us, or found): no `mkdir` per spawn.
+    created: std::cell::Cell<bool>,
 }
 
 /// Opens `name` in `dir` for writing, never through a symlink.
@@ -317,12 +319,16 @@ impl InstanceCgroup {
     pub fn new(root: &Path, program: &str, index: u32) -> Self {
         InstanceCgroup {
             dir: root.join(format!("{program}:{index}")),
+            created: std::cell::Cell::new(false),
         }
     }
 
     /// An existing directory (the start-up sweep).
     fn at(dir: PathBuf) -> Self {
-        InstanceCgroup { dir }
+        InstanceCgroup {
+            dir,
+            created: std::cell::Cell::new(true),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -332,8 +338,18 @@ impl InstanceCgroup {
     /// Creates the directory if needed and opens its `cgroup.procs`, for
     /// the child to join before `execve`.
     pub fn prepare(&self) -> io::Result<OwnedFd> {
-        create_dir(&self.dir)?;
-        open_write(&self.dir, "cgroup.procs").map(OwnedFd::from)
+        if !self.created.get() {
+            create_dir(&self.dir)?;
+            self.created.set(true);
+        }
+        match open_write(&self.dir, "cgroup.procs") {
+            // Removed under us (by an operator): once more from the start.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_dir(&self.dir)?;
+                open_write(&self.dir, "cgroup.procs").map(OwnedFd::from)
+            }
+            other => other.map(OwnedFd::from),
+        }
     }
 
     /// True while any process is in the cgroup (zombies are not). A
@@ -398,6 +414,7 @@ impl InstanceCgroup {
 
     /// Removes the (empty) directory; a missing one is fine.
     pub fn remove(&self) -> io::Result<()> {
+        self.created.set(false);
         match std::fs::remove_dir(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
@@ -468,6 +485,9 @@ pub mod fallback {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Mutex, PoisonError};
 
+    /// State-file writes are at most this frequent (a crash loop records a
+    /// new leader at every spawn).
+    const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
     /// A walk stops there (a fork bomb must not stall the actor).
     const MAX_WALK: usize = 4096;
 
@@ -590,7 +610,7 @@ pub mod fallback {
         };
         if schedule && tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(async {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                tokio::time::sleep(FLUSH_DELAY).await;
                 let _ = tokio::task::spawn_blocking(flush).await;
             });
         }
@@ -721,9 +741,9 @@ mod state {
                 .mode(0o644)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
+            // No fsync: what it lists does not survive a power loss either.
             let written = file
                 .write_all(content.as_bytes())
-                .and_then(|()| file.sync_data())
                 .and_then(|()| std::fs::rename(&tmp, &self.path));
             if written.is_err() {
                 let _ = std::fs::remove_file(&tmp);
