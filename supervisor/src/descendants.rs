@@ -30,7 +30,7 @@
 //!   and a respawn waits until the cgroup is empty (a PostgreSQL backend
 //!   still holding the shared memory would make the new postmaster fail).
 //! - **Start-up**: the cgroups a predecessor left (after a SIGKILL, say) are
-//!   emptied before anything is spawned ([`sweep`]); their root is also
+//!   emptied before anything is spawned ([`sweep()`]); their root is also
 //!   recorded in a state file next to the pidfile, so a daemon restarted from
 //!   another cgroup still finds them.
 //!
@@ -823,7 +823,7 @@ mod sweep {
         found
     }
 
-    /// What [`sweep`] did.
+    /// What [`sweep()`] did.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct Swept {
         /// Processes found in leftover cgroups.

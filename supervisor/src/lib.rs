@@ -18,9 +18,11 @@ pub mod signals;
 pub mod sys;
 
 use actix::{Actor, Addr, System};
+use actors::listener::Listener;
 use actors::reaper::{ChildTable, Reaper};
 use actors::registry::{Registry, RegistryInit, Reload, ReopenLogs, Shutdown};
 use std::io;
+use tokio_util::sync::CancellationToken;
 
 /// Everything [`run`] needs, prepared by the caller.
 #[derive(Debug)]
@@ -49,13 +51,20 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
     let started: io::Result<()> = system.block_on(async move {
         let children = ChildTable::default();
         Reaper::new(children.clone())?.start();
+        let accepting = CancellationToken::new();
         let registry = Registry::new(RegistryInit {
             config: init.config,
             children,
-            listener: init.listener,
-            token: std::sync::Arc::new(init.token),
+            accepting: accepting.clone(),
             event_log: init.event_log,
         })
+        .start();
+        Listener::new(
+            init.listener,
+            std::sync::Arc::new(init.token),
+            registry.clone(),
+            accepting,
+        )?
         .start();
         actix::spawn(async move {
             let applied = signals::dispatch(|sig, meaning, count| match meaning {

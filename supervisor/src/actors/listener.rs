@@ -23,26 +23,29 @@
 //! take that slot. One connection is guaranteed; more as descriptors free
 //! up.
 //!
-//! Handles: [`StopAccepting`] (shutdown). Sends: [`Evict`] to the oldest
-//! unauthenticated session when one too many waits; starts sessions.
-//! Stops: on [`StopAccepting`], which closes the socket.
+//! Handles: `Accepted` (from its own accept loop). Sends: [`Evict`] to
+//! the oldest unauthenticated session when one too many waits; starts
+//! sessions. Stops when the Registry cancels its `accepting` token
+//! (shutdown), which closes the socket; live sessions go on.
 
 use crate::actors::registry::Registry;
+use crate::actors::session::admission::{
+    Admission, MAX_SESSIONS, MAX_UNAUTHENTICATED, SessionSlot, admission,
+};
 use crate::actors::session::{Evict, Session};
 use crate::auth::Token;
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
+use crate::sys::fd_reserve;
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture,
+};
 use proto::{ErrorKind, MAX_LINE, Response};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
-/// Authenticated sessions allowed at once.
-pub const MAX_SESSIONS: usize = 256;
-/// Connections allowed to wait for their hello at once.
-pub const MAX_UNAUTHENTICATED: usize = 32;
 /// How often, at most, dropped unauthenticated connections are logged.
 pub const EVICTION_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -54,6 +57,8 @@ pub struct Listener {
     listener: Option<TcpListener>,
     token: Arc<Token>,
     registry: Addr<Registry>,
+    /// Cancelled by the Registry at shutdown: stop accepting.
+    accepting: CancellationToken,
     admission: Arc<Mutex<Admission>>,
     /// Unauthenticated connections dropped since the last log line.
     evicted: u64,
@@ -68,21 +73,6 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-/// Who is connected, shared by the Listener and every session's
-/// [`SessionSlot`] (all on the one System thread; the lock is never held
-/// across anything else).
-#[derive(Debug, Default)]
-struct Admission {
-    authenticated: usize,
-    /// Sessions waiting for their hello, oldest first.
-    waiting: VecDeque<(u64, Addr<Session>)>,
-    next_id: u64,
-}
-
-fn admission(shared: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Listener {
     /// Takes an already-bound std listener (bound before anything else can
     /// fail, so bind errors end the start cleanly).
@@ -90,12 +80,14 @@ impl Listener {
         listener: std::net::TcpListener,
         token: Arc<Token>,
         registry: Addr<Registry>,
+        accepting: CancellationToken,
     ) -> std::io::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(Listener {
             listener: Some(TcpListener::from_std(listener)?),
             token,
             registry,
+            accepting,
             admission: Arc::default(),
             evicted: 0,
             evictions_logged: None,
@@ -110,6 +102,14 @@ impl Actor for Listener {
         let Some(listener) = self.listener.take() else {
             return;
         };
+        // Shutdown: the actor stops, its accept loop (a spawned future of
+        // its context) with it, and the socket closes.
+        let accepting = self.accepting.clone();
+        ctx.spawn(
+            async move { accepting.cancelled().await }
+                .into_actor(self)
+                .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
+        );
         let me = ctx.address();
         let accept_loop = async move {
             let mut retry = false;
@@ -117,7 +117,7 @@ impl Actor for Listener {
                 // Not right before a retry: that would retake the slot the
                 // retry needs.
                 if !retry {
-                    refill_reserve();
+                    fd_reserve::refill();
                 }
                 retry = false;
                 match listener.accept().await {
@@ -126,7 +126,7 @@ impl Actor for Listener {
                         let out_of_fds =
                             matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                         // Closing the reserve frees the slot the retry takes.
-                        if out_of_fds && release_reserve() {
+                        if out_of_fds && fd_reserve::release() {
                             tracing::warn!(error = %e,
                                 "out of file descriptors: using the reserved one for a control connection");
                             retry = true;
@@ -140,28 +140,6 @@ impl Actor for Listener {
         };
         ctx.spawn(accept_loop.into_actor(self));
     }
-}
-
-/// The descriptor kept for a control connection when every other is taken.
-static RESERVE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
-
-fn reserve() -> std::sync::MutexGuard<'static, Option<std::fs::File>> {
-    RESERVE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Takes a descriptor back into the reserve, if it is empty and one is free.
-fn refill_reserve() {
-    let mut reserve = reserve();
-    if reserve.is_none() {
-        *reserve = std::fs::File::open("/dev/null").ok();
-    }
-}
-
-/// Closes the reserve (its slot is free now); false if it was empty.
-fn release_reserve() -> bool {
-    reserve().take().is_some()
 }
 
 /// A new connection.
@@ -189,11 +167,7 @@ impl Handler<Accepted> for Listener {
             admission.next_id += 1;
             admission.next_id
         };
-        let slot = SessionSlot {
-            admission: Arc::clone(&self.admission),
-            id,
-            authenticated: false,
-        };
+        let slot = SessionSlot::new(Arc::clone(&self.admission), id);
         let session = Session::start_for(
             msg.stream,
             msg.peer,
@@ -254,64 +228,4 @@ async fn refuse_busy(mut stream: TcpStream) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-}
-
-/// Stop accepting; the socket closes. Live sessions go on.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopAccepting;
-
-impl Handler<StopAccepting> for Listener {
-    type Result = ();
-
-    fn handle(&mut self, _: StopAccepting, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
-/// One admitted session: waiting for its hello, then authenticated. Its
-/// place is given back when the session actor goes away.
-#[derive(Debug)]
-pub struct SessionSlot {
-    admission: Arc<Mutex<Admission>>,
-    id: u64,
-    authenticated: bool,
-}
-
-impl SessionSlot {
-    /// The session has authenticated: it no longer waits, and takes an
-    /// authenticated place; false if they are all taken.
-    pub fn authenticate(&mut self) -> bool {
-        let mut admission = admission(&self.admission);
-        // Absent when already evicted: the `Evict` on its way is ignored.
-        admission.waiting.retain(|(id, _)| *id != self.id);
-        if admission.authenticated >= MAX_SESSIONS {
-            return false;
-        }
-        admission.authenticated += 1;
-        self.authenticated = true;
-        true
-    }
-}
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        {
-            let mut admission = admission(&self.admission);
-            if self.authenticated {
-                admission.authenticated -= 1;
-            } else {
-                admission.waiting.retain(|(id, _)| *id != self.id);
-            }
-        }
-        // Once the session is gone its socket is closed: refill the reserve
-        // with that slot. Deferred to the next turn (the socket closes with
-        // the actor's context, after this field); no arbiter, no refill (the
-        // daemon is exiting).
-        if reserve().is_none()
-            && let Some(arbiter) = actix::Arbiter::try_current()
-        {
-            arbiter.spawn(async { refill_reserve() });
-        }
-    }
 }

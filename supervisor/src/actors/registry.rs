@@ -10,11 +10,11 @@
 //! stop the System with exit code 0.
 //!
 //! Handles: [`Control`], [`Reload`], [`ReopenLogs`], [`Shutdown`],
-//! [`ExitNow`]. Sends: program messages, [`StopAccepting`] to the listener,
+//! [`ExitNow`]. Sends: program messages; cancels `accepting` (the Listener
+//! then stops) at shutdown;
 //! the Notifier's `UpdateEmail` and `NotifyTest`.
 //! Stops: last, by stopping the System.
 
-use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
 use crate::actors::process::pacer::StartPacer;
@@ -33,10 +33,10 @@ use proto::{
     Response, TailReply, VersionInfo,
 };
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// How long a client's `shutdown` reply may take to flush before the daemon
 /// exits anyway.
@@ -47,10 +47,10 @@ const SHUTDOWN_FLUSH_GRACE: Duration = Duration::from_secs(1);
 pub struct RegistryInit {
     pub config: Config,
     pub children: ChildTable,
-    /// Already bound, so bind errors happen before anything is spawned.
-    pub listener: TcpListener,
-    /// The secret every session must present.
-    pub token: Arc<crate::auth::Token>,
+    /// Cancelled when the daemon stops accepting control connections
+    /// (shutdown). A token rather than a message to the Listener: the
+    /// Registry does not depend on the front end that depends on it.
+    pub accepting: CancellationToken,
     pub event_log: Option<EventLog>,
 }
 
@@ -68,11 +68,10 @@ pub struct Registry {
     children: ChildTable,
     /// Paces every automatic start (see [`StartPacer`]).
     pacer: StartPacer,
-    listener: Option<Addr<Listener>>,
+    accepting: CancellationToken,
     /// Programs removed by a reload whose instances are still stopping;
     /// shutdown waits for them too.
     retiring: Vec<Addr<ProgramActor>>,
-    pending_listener: Option<(TcpListener, Arc<crate::auth::Token>)>,
     event_log: Option<EventLog>,
     phase: Phase,
     shutdown_waiters: Vec<oneshot::Sender<usize>>,
@@ -99,9 +98,8 @@ impl Registry {
             programs: BTreeMap::new(),
             children: init.children,
             pacer: StartPacer::default(),
-            listener: None,
+            accepting: init.accepting,
             retiring: Vec::new(),
-            pending_listener: Some((init.listener, init.token)),
             event_log: init.event_log,
             phase: Phase::Running,
             shutdown_waiters: Vec::new(),
@@ -214,9 +212,7 @@ impl Registry {
             programs = self.programs.len(),
             "daemon stopping: stopping every program"
         );
-        if let Some(listener) = &self.listener {
-            listener.do_send(StopAccepting);
-        }
+        self.accepting.cancel();
         // Programs a reload removed may still be stopping: wait for them too
         // (a second Retire joins the stop in progress).
         let retiring: Vec<_> = self
@@ -593,16 +589,6 @@ impl Actor for Registry {
         // burst of 256 sessions from queueing behind each other. (actix adds
         // the sender count to this, so it must stay far from usize::MAX.)
         ctx.set_mailbox_capacity(4096);
-        if let Some((listener, token)) = self.pending_listener.take() {
-            match Listener::new(listener, token, ctx.address()) {
-                Ok(l) => self.listener = Some(l.start()),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot serve the control socket");
-                    System::current().stop_with_code(1);
-                    return;
-                }
-            }
-        }
         self.notifier = Some(Notifier::new(self.config.email.clone()).start());
         let programs: Vec<_> = self.config.programs.values().cloned().collect();
         for program in programs {

@@ -39,9 +39,11 @@
 //! answering what was asked), on a write error or stall, or after a closing
 //! reply.
 
+pub mod admission;
 mod follow;
 
-use crate::actors::listener::{MAX_SESSIONS, MAX_UNAUTHENTICATED, SessionSlot};
+use admission::{MAX_SESSIONS, MAX_UNAUTHENTICATED, SessionSlot};
+
 use crate::actors::process::output::FollowedChunk;
 use crate::actors::registry::{Control, ControlReply, ExitNow, Registry};
 use crate::auth::Token;

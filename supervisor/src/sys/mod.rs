@@ -1,4 +1,5 @@
 //! Thin, safe wrappers over the operating system that several parts of the
 //! daemon share.
 
+pub mod fd_reserve;
 pub mod fsafe;
