@@ -30,9 +30,9 @@
 //! [`NotifyTest`] (from the Registry). Sends: mail. Stops: with the System;
 //! queued mails and open digests are dropped then.
 //!
-//! The pure parts live beside it: [`throttle`] (which events go at once,
-//! which wait for a digest), [`mail`] (the text, the lettre message and
-//! transport), [`queue`] (the bounded queue).
+//! The pure parts live beside it: `throttle` (which events go at once,
+//! which wait for a digest), `mail` (the text, the lettre message and
+//! transport), `queue` (the bounded queue).
 
 mod mail;
 mod queue;
