@@ -12,9 +12,12 @@ const PROGRAMS: usize = 20;
 const CPU_SHARE: f64 = 2.0 / 60.0;
 /// The daemon under test is built like this test: unoptimised under a plain
 /// `cargo test`, where actix, tokio and tracing cost about 2.5 times the CPU
-/// (measured on the short loop: 0.52 s debug, 0.21 s release). The budget
-/// itself is checked by `soak.sh`, which builds in release.
-const BUILD_FACTOR: f64 = if cfg!(debug_assertions) { 3.0 } else { 1.0 };
+/// (measured on the short loop: 0.52 s debug, 0.21 s release), and each
+/// respawn now also moves the child into its cgroup and waits for the old one
+/// to be empty (0.70–0.73 s debug, alone; more beside the rest of the suite).
+/// Here the budget only guards against a gross regression; the budget itself
+/// is checked by `soak.sh` and the benchmark's crash-loop row, in release.
+const BUILD_FACTOR: f64 = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
 
 fn config() -> String {
     let mut text = String::from("programs:\n");
@@ -93,8 +96,15 @@ fn crash_loop(warm_up: u32, measured: Duration) -> TestResult {
     assert!(samples.len() >= 4, "too few samples");
     // A zombie may exist for an instant between exit and reaping; one seen
     // in two samples 100 ms apart was not reaped.
-    for pair in samples.windows(2) {
-        let stuck: Vec<&u32> = pair[0].zombies.intersection(&pair[1].zombies).collect();
+    // A zombie seen in three samples in a row (200 ms) was not reaped; one
+    // seen twice may just be waiting for a daemon that a loaded host did
+    // not schedule for 100 ms.
+    for three in samples.windows(3) {
+        let stuck: Vec<&u32> = three[0]
+            .zombies
+            .iter()
+            .filter(|z| three[1].zombies.contains(z) && three[2].zombies.contains(z))
+            .collect();
         assert!(stuck.is_empty(), "unreaped zombies: {stuck:?}");
     }
     let half = samples.len() / 2;
