@@ -6,6 +6,14 @@
 //! daemon's business and must not stop anyone from running `status` to look
 //! at it. The token is re-read at every connection, so a shell survives a
 //! daemon restart that wrote a new token.
+//!
+//! Why serde_yaml here when the daemon reads the same file with yaml-rust2:
+//! the daemon needs every node's line and column for its problem reports,
+//! which serde_yaml does not give, and its own reader over yaml-rust2 events
+//! does. The client needs two scalars from one section, leniently, and must
+//! not depend on the daemon's crate (it pulls actix, nix and lettre). Two
+//! readers of one file is the lesser cost; both are YAML 1.2 readers, and the
+//! client refuses a file that is not valid YAML at all.
 
 use proto::{Client, ClientError};
 use serde::Deserialize;
