@@ -10,6 +10,7 @@
 mod failures;
 mod mails;
 mod secrets;
+mod shutdown;
 
 use integration::SOON;
 use integration::smtp::ReceivedMail;

@@ -6,8 +6,9 @@
 //! config, the work is fanned out to the program actors, and the answers are
 //! gathered into one [`proto::Response`]. Signals arrive as [`Shutdown`] (and,
 //! later, reload). Shutdown is phased: stop accepting sessions, retire every
-//! program (stop signal, SIGKILL after `stoptime`), wait for all of them, then
-//! stop the System with exit code 0.
+//! program (stop signal, SIGKILL after `stoptime`), wait for all of them, let
+//! the Notifier flush its mail (`notifier::Flush`, at most
+//! `email.smtp.timeout`), then stop the System with exit code 0.
 //!
 //! Handles: [`Control`], [`Reload`], [`ReopenLogs`], [`Shutdown`],
 //! [`ExitNow`]. Sends: program messages; cancels `accepting` (the Listener
@@ -222,9 +223,20 @@ impl Registry {
             .map(|addr| addr.send(program::Retire))
             .collect();
         let count = retiring.len();
-        ctx.spawn(join_all(retiring).into_actor(self).map(move |_, act, ctx| {
+        let stopped = join_all(retiring).into_actor(self).then(move |_, act, _| {
             act.programs.clear();
             tracing::info!(programs = count, "daemon stopped: every program is stopped");
+            // Queued mails and open digests go out first, within
+            // email.smtp.timeout.
+            let notifier = act.notifier.clone();
+            async move {
+                if let Some(notifier) = notifier {
+                    let _ = notifier.send(notifier::Flush).await;
+                }
+            }
+            .into_actor(act)
+        });
+        ctx.spawn(stopped.map(move |_, act, ctx| {
             let waiters = std::mem::take(&mut act.shutdown_waiters);
             if waiters.is_empty() {
                 System::current().stop_with_code(0);

@@ -26,9 +26,10 @@
 //! it) and nowhere else. [`SecretEnv`] lists the variable that holds it, so
 //! that children are spawned without it.
 //!
-//! Handles: [`InstanceEvent`] (from process actors), [`UpdateEmail`] and
-//! [`NotifyTest`] (from the Registry). Sends: mail. Stops: with the System;
-//! queued mails and open digests are dropped then.
+//! Handles: [`InstanceEvent`] (from process actors), [`UpdateEmail`],
+//! [`NotifyTest`] and [`Flush`] (from the Registry). Sends: mail. Stops:
+//! with the System, after the Registry's [`Flush`] at shutdown mailed the
+//! open digests and the queue (bounded by `email.smtp.timeout`).
 //!
 //! The pure parts live beside it: `throttle` (which events go at once,
 //! which wait for a digest), `mail` (the text, the lettre message and
@@ -55,6 +56,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
 
 /// Mails waiting to be sent; beyond this the oldest is dropped.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -154,6 +156,10 @@ pub struct Notifier {
     queue: MailQueue<Outgoing>,
     /// The mail being sent or waiting to be retried.
     in_flight: bool,
+    /// Mails being composed (their stderr tails read), not queued yet.
+    composing: usize,
+    /// [`Flush`] callers, told when nothing is left to send.
+    flush_waiters: Vec<oneshot::Sender<()>>,
     next_id: u64,
 }
 
@@ -180,6 +186,8 @@ impl Notifier {
             throttles: HashMap::new(),
             queue: MailQueue::new(QUEUE_CAPACITY),
             in_flight: false,
+            composing: 0,
+            flush_waiters: Vec::new(),
             next_id: 1,
         }
     }
@@ -278,10 +286,11 @@ impl Notifier {
                 body: body(&host, &program, &events, omitted, &tails),
             }
         };
-        ctx.spawn(
-            read.into_actor(self)
-                .map(|mail, act, ctx| act.enqueue(mail, ctx)),
-        );
+        self.composing += 1;
+        ctx.spawn(read.into_actor(self).map(|mail, act, ctx| {
+            act.composing -= 1;
+            act.enqueue(mail, ctx);
+        }));
     }
 
     fn enqueue(&mut self, mail: Mail, ctx: &mut Context<Self>) {
@@ -345,6 +354,7 @@ impl Notifier {
             }
             act.in_flight = false;
             act.pump(ctx);
+            act.tell_flushed();
         }));
     }
 
@@ -427,6 +437,67 @@ impl Notifier {
             let (program, rule) = key;
             self.compose(program, rule.to, digest, ctx);
         }
+    }
+}
+
+impl Notifier {
+    /// Mails not sent yet: composing, queued or in flight.
+    fn unsent(&self) -> usize {
+        self.composing + self.queue.len() + usize::from(self.in_flight)
+    }
+
+    /// Answers the [`Flush`] callers once nothing is left to send.
+    fn tell_flushed(&mut self) {
+        if self.unsent() == 0 {
+            for waiter in self.flush_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// The daemon is stopping (from the Registry, once every program is
+/// stopped): mail every open digest now, and answer when every queued mail
+/// is sent or has failed, or after `email.smtp.timeout`, whichever comes
+/// first, so a hung mail server delays the exit by that bound at most.
+/// Retries still pending at the bound are abandoned (logged).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for Notifier {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        let keys: Vec<_> = self.throttles.keys().cloned().collect();
+        for key in keys {
+            self.flush(key, ctx);
+        }
+        let bound = self
+            .email
+            .as_ref()
+            .map_or(Duration::ZERO, |e| e.smtp.timeout);
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        let unsent = self.unsent();
+        if unsent > 0 {
+            tracing::info!(
+                mails = unsent,
+                "daemon stopping: sending {unsent} pending mail(s), waiting {}s at most (email.smtp.timeout)",
+                bound.as_secs_f64()
+            );
+        }
+        self.tell_flushed();
+        let wait = async move { tokio::time::timeout(bound, rx).await.is_ok() };
+        Box::pin(wait.into_actor(self).map(|done, act, _| {
+            let unsent = act.unsent();
+            if !done && unsent > 0 {
+                tracing::warn!(
+                    mails = unsent,
+                    "daemon stopping: {unsent} mail(s) not sent within email.smtp.timeout; dropped"
+                );
+            }
+        }))
     }
 }
 
