@@ -523,3 +523,43 @@ fn scaling_back_up_while_retired_instances_stop_lists_each_index_once() -> TestR
     assert_eq!(after["web:0"], before["web:0"]);
     Ok(())
 }
+
+#[test]
+fn a_reload_whose_file_blocks_never_stops_supervision_or_status() -> TestResult {
+    // A FIFO with no writer in place of the config: opening it for reading
+    // waits forever. The reload reads off the actor thread, with a deadline.
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  flappy:
+    cmd: "sleep 0.2"
+    starttime: 0
+    autorestart: always
+    maxrestarts: 100000000
+"#,
+    )?;
+    daemon.running_pid("flappy:0")?;
+    let config = daemon.config_path();
+    std::fs::remove_file(&config)?;
+    nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    daemon.signal(Signal::SIGHUP)?;
+    assert!(wait_until(SOON, || daemon
+        .event_log()
+        .contains("reload requested")));
+    let restarts = |d: &TestDaemon| d.info("flappy:0").ok().flatten().map(|i| i.restarts);
+    let before = restarts(&daemon).ok_or("no answer to status during the reload")?;
+    assert!(
+        wait_until(SOON, || restarts(&daemon).is_some_and(|n| n >= before + 3)),
+        "supervision stopped during the reload: {}",
+        daemon.diagnostics()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .event_log()
+            .contains("reload rejected")),
+        "{}",
+        daemon.event_log()
+    );
+    daemon.status()?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //!
 //! See `actors-design.md` at the repository root for the whole story.
 
+pub mod blocking;
 pub mod listener;
 pub mod notifier;
 pub mod process;

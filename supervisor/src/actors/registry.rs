@@ -16,6 +16,7 @@
 //! the Notifier's `UpdateEmail` and `NotifyTest`.
 //! Stops: last, by stopping the System.
 
+use crate::actors::blocking::off_thread;
 use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
 use crate::actors::process::pacer::StartPacer;
@@ -38,6 +39,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+/// How long a reload may take to read and validate the config file.
+pub const RELOAD_READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// How long a client's `shutdown` reply may take to flush before the daemon
 /// exits anyway.
@@ -80,7 +84,16 @@ pub struct Registry {
     notifier: Option<Addr<Notifier>>,
     /// The SMTP password's variable, kept from every child.
     secret_env: SecretEnv,
+    /// Who waits for the reload whose file is being read (`None`: no read
+    /// under way).
+    reloading: Option<Vec<ReloadDone>>,
+    /// Reloads asked for during that read: the file is read again for them
+    /// once it is applied (it may have changed since the read began).
+    reload_next: Vec<ReloadDone>,
 }
+
+/// Told the outcome of one reload request.
+type ReloadDone = Box<dyn FnOnce(Result<ReloadSummary, Vec<String>>)>;
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,6 +116,8 @@ impl Registry {
             retiring: Vec::new(),
             event_log: init.event_log,
             phase: Phase::Running,
+            reloading: None,
+            reload_next: Vec::new(),
             shutdown_waiters: Vec::new(),
             notifier: None,
             secret_env,
@@ -368,18 +383,28 @@ impl Registry {
                     }
                 })
             }
-            Request::Reload => ready(match self.reload(ctx) {
-                Ok(summary) => Response::Reload(summary),
-                Err(problems) => Response::Error(ErrorReply {
-                    kind: ErrorKind::Failed,
-                    message: format!(
-                        "reload rejected: {} problem(s) in {}; the running config is unchanged",
-                        problems.len(),
-                        self.config.file.display()
-                    ),
-                    details: problems,
-                }),
-            }),
+            Request::Reload => {
+                let (tx, rx) = oneshot::channel();
+                let file = self.config.file.clone();
+                self.reload(ctx, move |result| {
+                    let _ = tx.send(result);
+                });
+                Box::pin(async move {
+                    ControlReply::Response(match rx.await {
+                        Ok(Ok(summary)) => Response::Reload(summary),
+                        Ok(Err(problems)) => Response::Error(ErrorReply {
+                            kind: ErrorKind::Failed,
+                            message: format!(
+                                "reload rejected: {} problem(s) in {}; the running config is unchanged",
+                                problems.len(),
+                                file.display()
+                            ),
+                            details: problems,
+                        }),
+                        Err(_) => Response::error(ErrorKind::Internal, "the reload was abandoned"),
+                    })
+                })
+            }
             Request::NotifyTest(r) => self.notify_test(r.program.trim()),
             Request::Avail => ready(Response::Avail(
                 self.config
@@ -407,13 +432,67 @@ impl Registry {
         }
     }
 
-    /// Re-reads the config file and applies the difference. On an invalid
-    /// file nothing changes and every problem is returned (and logged).
-    fn reload(&mut self, ctx: &mut Context<Self>) -> Result<ReloadSummary, Vec<String>> {
-        let new = match config::load(&self.config.file) {
+    /// Re-reads the config file and applies the difference, then calls
+    /// `done` with the summary; on an invalid file nothing changes and every
+    /// problem is given (and logged).
+    ///
+    /// Reading and validating the file may block (a slow disk, a FIFO, a
+    /// user name resolved through the network by NSS, a password file's
+    /// `stat`), so it runs on tokio's blocking pool, bounded by
+    /// [`RELOAD_READ_LIMIT`]; the Registry goes on answering meanwhile.
+    /// The difference is applied on the actor thread, one reload at a time.
+    fn reload(
+        &mut self,
+        ctx: &mut Context<Self>,
+        done: impl FnOnce(Result<ReloadSummary, Vec<String>>) + 'static,
+    ) {
+        match &mut self.reloading {
+            Some(_) => self.reload_next.push(Box::new(done)),
+            None => {
+                self.reloading = Some(vec![Box::new(done)]);
+                self.read_config(ctx);
+            }
+        }
+    }
+
+    fn read_config(&mut self, ctx: &mut Context<Self>) {
+        let file = self.config.file.clone();
+        let load = async move {
+            let read = off_thread("config-reader", RELOAD_READ_LIMIT, move || {
+                config::load(&file).map_err(|e| e.lines())
+            });
+            match read.await {
+                Ok(loaded) => loaded,
+                Err(e) => Err(vec![format!(
+                    "reading the config: {e} (a FIFO, a hung file system or user lookup?)"
+                )]),
+            }
+        };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
+            let result = if act.phase == Phase::ShuttingDown {
+                Err(vec!["the daemon is shutting down".to_string()])
+            } else {
+                act.apply_reload(loaded, ctx)
+            };
+            for done in act.reloading.take().unwrap_or_default() {
+                done(result.clone());
+            }
+            if !act.reload_next.is_empty() {
+                act.reloading = Some(std::mem::take(&mut act.reload_next));
+                act.read_config(ctx);
+            }
+        }));
+    }
+
+    /// The second half of [`Registry::reload`], on the actor thread.
+    fn apply_reload(
+        &mut self,
+        loaded: Result<Config, Vec<String>>,
+        ctx: &mut Context<Self>,
+    ) -> Result<ReloadSummary, Vec<String>> {
+        let new = match loaded {
             Ok(new) => new,
-            Err(e) => {
-                let problems = e.lines();
+            Err(problems) => {
                 tracing::error!(
                     problems = problems.len(),
                     "reload rejected: keeping the running config"
@@ -655,7 +734,7 @@ impl Handler<Reload> for Registry {
             return;
         }
         tracing::info!("reload requested (SIGHUP)");
-        let _ = self.reload(ctx);
+        self.reload(ctx, |_| {});
     }
 }
 

@@ -45,6 +45,7 @@ pub use queue::MailQueue;
 use queue::Outgoing;
 pub use throttle::{DIGEST_MAX_EVENTS, Digest, Offer, Throttle, schedule};
 
+use crate::actors::blocking::off_thread;
 use crate::actors::process::output::OutputSink;
 use crate::config::email::Secret;
 use crate::config::{EmailConfig, NotifyRule, ProgramConfig};
@@ -60,6 +61,8 @@ use tokio::sync::oneshot;
 
 /// Mails waiting to be sent; beyond this the oldest is dropped.
 pub const QUEUE_CAPACITY: usize = 64;
+/// How long reading the SMTP password (`password_file`) may take.
+pub const PASSWORD_READ_LIMIT: Duration = Duration::from_secs(5);
 /// Attempts per mail (the first and the retries).
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Delay before the first retry; doubled for each further one.
@@ -138,6 +141,8 @@ enum Smtp {
     /// The section is there but unusable (e.g. the password variable is
     /// not set); every mail fails with this.
     Broken(String),
+    /// The password is being read; mails wait in the queue.
+    Loading,
     Ready {
         transport: Transport,
         /// To tell a changed password on reload.
@@ -161,6 +166,10 @@ pub struct Notifier {
     /// [`Flush`] callers, told when nothing is left to send.
     flush_waiters: Vec<oneshot::Sender<()>>,
     next_id: u64,
+    /// Of the latest [`Notifier::configure`]: an older read is ignored.
+    generation: u64,
+    /// `notify-test`s waiting for the password being read.
+    loaded_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl fmt::Debug for Notifier {
@@ -189,20 +198,57 @@ impl Notifier {
             composing: 0,
             flush_waiters: Vec::new(),
             next_id: 1,
+            generation: 0,
+            loaded_waiters: Vec::new(),
         }
     }
 
-    /// (Re)builds the transport from `self.email`; logs the outcome.
-    fn configure(&mut self, reloaded: bool) {
+    /// Reads the password off the actor thread (a `password_file` may sit
+    /// on a slow or hung file system), bounded by [`PASSWORD_READ_LIMIT`],
+    /// then (re)builds the transport. Mails wait meanwhile (`Loading`),
+    /// except on a reload, where the old transport serves until then. A
+    /// later call supersedes a read still under way.
+    fn configure(&mut self, reloaded: bool, ctx: &mut Context<Self>) {
+        let Some(email) = self.email.clone() else {
+            self.smtp = Smtp::Off;
+            return;
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        if !reloaded || !matches!(self.smtp, Smtp::Ready { .. }) {
+            self.smtp = Smtp::Loading;
+        }
+        let read = async move {
+            let read = off_thread("password-reader", PASSWORD_READ_LIMIT, move || {
+                email.password()
+            });
+            match read.await {
+                Ok(read) => read.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot read the SMTP password: {e}")),
+            }
+        };
+        ctx.spawn(read.into_actor(self).map(move |password, act, ctx| {
+            if act.generation == generation {
+                act.build_transport(password, reloaded);
+                for waiter in act.loaded_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                act.pump(ctx);
+            }
+        }));
+    }
+
+    /// The second half of [`Notifier::configure`]; logs the outcome.
+    fn build_transport(&mut self, password: Result<Option<Secret>, String>, reloaded: bool) {
         let Some(email) = &self.email else {
             self.smtp = Smtp::Off;
             return;
         };
-        let password = match email.password() {
+        let password = match password {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "email notifications cannot be sent: {e}");
-                self.smtp = Smtp::Broken(e.to_string());
+                self.smtp = Smtp::Broken(e);
                 return;
             }
         };
@@ -315,7 +361,7 @@ impl Notifier {
 
     /// Starts sending the next mail, unless one is already under way.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight {
+        if self.in_flight || matches!(self.smtp, Smtp::Loading) {
             return;
         }
         let Some(out) = self.queue.pop() else {
@@ -359,12 +405,15 @@ impl Notifier {
     }
 
     /// One bounded send attempt of `mail`.
-    fn send(&self, mail: &Mail) -> impl Future<Output = Result<(), SendError>> + 'static {
+    fn send(&self, mail: &Mail) -> impl Future<Output = Result<(), SendError>> + use<> {
         let prepared = match (&self.email, &self.smtp) {
             (Some(email), Smtp::Ready { transport, .. }) => build_message(email, mail)
                 .map(|m| (transport.clone(), m, email.smtp.timeout))
                 .map_err(SendError::Permanent),
             (_, Smtp::Broken(why)) => Err(SendError::Permanent(why.clone())),
+            (_, Smtp::Loading) => Err(SendError::Transient(
+                "the SMTP password is still being read".into(),
+            )),
             _ => Err(SendError::Permanent(
                 "no `email:` section in the config".into(),
             )),
@@ -388,8 +437,8 @@ impl Notifier {
 impl Actor for Notifier {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
-        self.configure(false);
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.configure(false, ctx);
     }
 }
 
@@ -510,7 +559,7 @@ pub struct UpdateEmail(pub Option<EmailConfig>);
 impl Handler<UpdateEmail> for Notifier {
     type Result = ();
 
-    fn handle(&mut self, msg: UpdateEmail, _: &mut Self::Context) {
+    fn handle(&mut self, msg: UpdateEmail, ctx: &mut Self::Context) {
         let same = self.email == msg.0;
         self.email = msg.0;
         if self.email.is_none() {
@@ -521,7 +570,7 @@ impl Handler<UpdateEmail> for Notifier {
             return;
         }
         // Same settings: only a changed password means a new transport.
-        self.configure(same);
+        self.configure(same, ctx);
     }
 }
 
@@ -567,8 +616,24 @@ impl Handler<NotifyTest> for Notifier {
             ),
             to: to.clone(),
         };
-        let send = self.send(&mail);
-        Box::pin(send.into_actor(self).map(move |result, _, _| match result {
+        // Right after start or a reload the password may still be being
+        // read: wait for it (at most PASSWORD_READ_LIMIT).
+        let loaded = if matches!(self.smtp, Smtp::Loading) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.loaded_waiters.push(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        let wait = async move {
+            if let Some(rx) = loaded {
+                let _ = rx.await;
+            }
+        };
+        let send = wait
+            .into_actor(self)
+            .then(move |(), act, _| actix::fut::wrap_future(act.send(&mail)));
+        Box::pin(send.map(move |result, _, _| match result {
             Ok(()) => {
                 tracing::info!(program = %name, to = %list(&to), "test email sent");
                 Ok(format!("test mail sent to {} through {server}", list(&to)))
