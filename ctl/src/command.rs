@@ -29,8 +29,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "start",
-        usage: "start [--no-wait] TARGET...",
-        about: "start processes and wait until they run or fail",
+        usage: "start [--no-wait] [--timeout SECONDS] TARGET...",
+        about: "start processes and wait until they run or are FATAL (through retries)",
     },
     CommandSpec {
         name: "stop",
@@ -59,7 +59,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reload",
-        usage: "reload | update",
+        usage: "reload [--wait] [--timeout SECONDS] | update",
         about: "re-read the config file and apply what changed",
     },
     CommandSpec {
@@ -132,6 +132,9 @@ pub enum Command {
     Start {
         targets: Vec<String>,
         wait: bool,
+        /// `--timeout`: give up waiting (exit 1) after this long; `None`:
+        /// until RUNNING or FATAL, which the program's retry policy bounds.
+        timeout: Option<std::time::Duration>,
     },
     Stop {
         targets: Vec<String>,
@@ -154,7 +157,11 @@ pub enum Command {
         lines: usize,
         follow: bool,
     },
-    Reload,
+    Reload {
+        /// `--wait`: until every restarted or added process runs or failed.
+        wait: bool,
+        timeout: Option<std::time::Duration>,
+    },
     Shutdown,
     Version,
     Avail,
@@ -177,7 +184,7 @@ impl Command {
                 targets: targets.clone(),
             }
             .into(),
-            Command::Start { targets, wait } => StartRequest {
+            Command::Start { targets, wait, .. } => StartRequest {
                 targets: targets.clone(),
                 wait: *wait,
             }
@@ -213,7 +220,7 @@ impl Command {
                 follow: *follow,
             }
             .into(),
-            Command::Reload => Request::Reload,
+            Command::Reload { .. } => Request::Reload,
             Command::Shutdown => Request::Shutdown,
             Command::Version => Request::Version,
             Command::Avail => Request::Avail,
@@ -326,6 +333,18 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Invocation, UsageError>
     Ok(Invocation { command, json })
 }
 
+/// The value of `--timeout`: a positive number of seconds.
+fn seconds(name: &'static str, value: Option<&str>) -> Result<std::time::Duration, UsageError> {
+    let err = |m: String| UsageError::new(name, m);
+    let value = value.ok_or_else(|| err("--timeout needs a number of seconds".into()))?;
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(err(format!(
+            "--timeout takes a positive number of seconds, not {value:?}"
+        ))),
+    }
+}
+
 fn parse_command(name: &'static str, args: &[&str]) -> Result<Command, UsageError> {
     let err = |m: String| UsageError::new(name, m);
     match name {
@@ -334,17 +353,25 @@ fn parse_command(name: &'static str, args: &[&str]) -> Result<Command, UsageErro
         }),
         "start" | "stop" | "restart" => {
             let mut wait = true;
+            let mut timeout = None;
             let mut rest = Vec::new();
-            for a in args {
+            let mut args = args.iter();
+            while let Some(a) = args.next() {
                 if *a == "--no-wait" {
                     wait = false;
+                } else if *a == "--timeout" && name == "start" {
+                    timeout = Some(seconds(name, args.next().copied())?);
                 } else {
                     rest.push(*a);
                 }
             }
             let targets = targets(name, &rest, true)?;
             Ok(match name {
-                "start" => Command::Start { targets, wait },
+                "start" => Command::Start {
+                    targets,
+                    wait,
+                    timeout,
+                },
                 "stop" => Command::Stop { targets, wait },
                 _ => Command::Restart { targets, wait },
             })
@@ -393,13 +420,25 @@ fn parse_command(name: &'static str, args: &[&str]) -> Result<Command, UsageErro
             },
             _ => Err(err("help takes at most one command".into())),
         },
+        "reload" => {
+            let mut wait = false;
+            let mut timeout = None;
+            let mut args = args.iter();
+            while let Some(a) = args.next() {
+                match *a {
+                    "--wait" => wait = true,
+                    "--timeout" => timeout = Some(seconds(name, args.next().copied())?),
+                    other => return Err(err(format!("unexpected argument {other:?}"))),
+                }
+            }
+            Ok(Command::Reload { wait, timeout })
+        }
         _ => {
             // The commands without arguments.
             if let Some(extra) = args.first() {
                 return Err(err(format!("{name} takes no arguments (got {extra:?})")));
             }
             Ok(match name {
-                "reload" => Command::Reload,
                 "shutdown" => Command::Shutdown,
                 "version" => Command::Version,
                 "avail" => Command::Avail,
@@ -531,7 +570,8 @@ mod tests {
             cmd("start web"),
             Command::Start {
                 targets: v(&["web"]),
-                wait: true
+                wait: true,
+                timeout: None
             }
         );
         assert_eq!(
@@ -639,8 +679,32 @@ mod tests {
 
     #[test]
     fn argumentless_commands_refuse_arguments() {
-        assert_eq!(cmd("reload"), Command::Reload);
-        assert_eq!(cmd("update"), Command::Reload, "supervisorctl's word");
+        let reload = Command::Reload {
+            wait: false,
+            timeout: None,
+        };
+        assert_eq!(cmd("reload"), reload);
+        assert_eq!(cmd("update"), reload, "supervisorctl's word");
+        assert_eq!(
+            cmd("reload --wait --timeout 2.5"),
+            Command::Reload {
+                wait: true,
+                timeout: Some(std::time::Duration::from_millis(2500))
+            }
+        );
+        assert_eq!(
+            cmd("start --timeout 1 web"),
+            Command::Start {
+                targets: v(&["web"]),
+                wait: true,
+                timeout: Some(std::time::Duration::from_secs(1))
+            }
+        );
+        assert!(
+            usage_err("start --timeout web")
+                .message
+                .contains("--timeout")
+        );
         assert_eq!(cmd("avail"), Command::Avail);
         assert_eq!(Command::Avail.request(), Some(Request::Avail));
         assert_eq!(cmd("shutdown"), Command::Shutdown);
@@ -648,8 +712,13 @@ mod tests {
         assert_eq!(cmd("quit"), Command::Quit);
         assert_eq!(cmd("exit"), Command::Quit);
         let e = usage_err("reload now");
+        assert!(e.message.contains("unexpected argument"), "{e}");
+        assert_eq!(
+            e.usage(),
+            Some("reload [--wait] [--timeout SECONDS] | update")
+        );
+        let e = usage_err("shutdown now");
         assert!(e.message.contains("takes no arguments"), "{e}");
-        assert_eq!(e.usage(), Some("reload | update"));
     }
 
     #[test]

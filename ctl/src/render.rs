@@ -105,7 +105,7 @@ fn fits(command: &Command, reply: &Response) -> bool {
             )
             | (C::Pid { .. }, R::Pids(_))
             | (C::Tail { .. }, R::Tail(_) | R::TailChunk(_))
-            | (C::Reload, R::Reload(_) | R::Done(_))
+            | (C::Reload { .. }, R::Reload(_) | R::Done(_))
             | (C::Version, R::Version(_))
             | (C::Avail, R::Avail(_))
             | (C::Shutdown, R::Done(_))
@@ -147,7 +147,9 @@ pub fn error_json(kind: &str, message: &str) -> String {
     json_line(&json!({ "error": { "kind": kind, "message": message, "details": [] } }))
 }
 
-/// `status`: aligned columns name, state, description.
+/// `status`: aligned columns name, state, description, and the restart
+/// count when not zero (a slow crash loop, each run outliving `starttime`,
+/// would otherwise look healthy).
 pub fn status_table(infos: &[ProcessInfo]) -> String {
     let name_w = infos.iter().map(|i| i.name.len()).max().unwrap_or(0);
     let state_w = infos
@@ -157,11 +159,20 @@ pub fn status_table(infos: &[ProcessInfo]) -> String {
         .unwrap_or(0);
     let mut s = String::new();
     for i in infos {
+        let restarts = match i.restarts {
+            0 => String::new(),
+            1 => ", 1 restart".to_string(),
+            n => format!(", {n} restarts"),
+        };
+        let description = if i.description.is_empty() {
+            restarts.trim_start_matches(", ").to_string()
+        } else {
+            format!("{}{restarts}", i.description)
+        };
         let line = format!(
-            "{:<name_w$}  {:<state_w$}  {}",
+            "{:<name_w$}  {:<state_w$}  {description}",
             i.name,
             i.state.name(),
-            i.description
         );
         s.push_str(line.trim_end());
         s.push('\n');
@@ -327,6 +338,11 @@ mod tests {
         }
     }
 
+    const RELOAD: Command = Command::Reload {
+        wait: false,
+        timeout: None,
+    };
+
     fn status() -> Command {
         Command::Status { targets: vec![] }
     }
@@ -335,7 +351,32 @@ mod tests {
         Command::Start {
             targets: vec!["web".into()],
             wait: true,
+            timeout: None,
         }
+    }
+
+    #[test]
+    fn status_shows_the_restart_count_when_not_zero() {
+        let mut web = info(
+            "web:0",
+            ProcessState::Running,
+            Some(123),
+            "pid 123, uptime 0:01:02",
+        );
+        web.restarts = 4;
+        let mut one = info(
+            "db:0",
+            ProcessState::Running,
+            Some(7),
+            "pid 7, uptime 0:00:09",
+        );
+        one.restarts = 1;
+        let r = response(&status(), &Response::Status(vec![web, one]), false);
+        assert_eq!(
+            r.stdout,
+            "web:0  RUNNING  pid 123, uptime 0:01:02, 4 restarts\n\
+             db:0   RUNNING  pid 7, uptime 0:00:09, 1 restart\n"
+        );
     }
 
     #[test]
@@ -421,13 +462,13 @@ mod tests {
             message: "config is invalid".into(),
             details: vec!["a.yaml:3:5: programs.web.cmd: missing".into()],
         });
-        let r = response(&Command::Reload, &reply, false);
+        let r = response(&RELOAD, &reply, false);
         assert_eq!(
             r.stderr,
             "error: config is invalid\n  a.yaml:3:5: programs.web.cmd: missing\n"
         );
         assert_eq!((r.stdout.as_str(), r.code), ("", Code::Failed));
-        let j = response(&Command::Reload, &reply, true);
+        let j = response(&RELOAD, &reply, true);
         assert_eq!(
             j.stdout,
             "{\"error\":{\"details\":[\"a.yaml:3:5: programs.web.cmd: missing\"],\"kind\":\"failed\",\"message\":\"config is invalid\"}}\n"
@@ -445,7 +486,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            response(&Command::Reload, &Response::Reload(s), false).stdout,
+            response(&RELOAD, &Response::Reload(s), false).stdout,
             "added: 2 (a, b)\nremoved: 0\nrestarted: 0\nscaled: 0\n\
              updated in place: 1 (c)\nunchanged: 0\n\
              note: server.listen changed: restart taskmasterd\n"
@@ -523,7 +564,8 @@ mod tests {
         }
         assert_eq!(
             help(Some("start")),
-            "usage: start [--no-wait] TARGET...\n  start processes and wait until they run or fail\n"
+            "usage: start [--no-wait] [--timeout SECONDS] TARGET...\n  \
+             start processes and wait until they run or are FATAL (through retries)\n"
         );
     }
 }

@@ -13,10 +13,16 @@ use crate::command::{COMMANDS, Command, Invocation};
 use crate::connect::{ConnectError, ConnectOptions, Session};
 use crate::interrupt;
 use crate::render::{self, Rendered};
-use proto::{Client, ClientError, ProcessInfo, Request, Response, StatusRequest};
+use proto::{
+    Client, ClientError, Outcome, ProcessInfo, ProcessState, ReloadSummary, Request, Response,
+    StatusRequest,
+};
 use serde_json::json;
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Between two looks at the processes `start` or `reload --wait` waits for.
+const WAIT_POLL: Duration = Duration::from_millis(200);
 
 /// How often a blocked read wakes up to look for Ctrl-C (shell mode only).
 const INTERRUPT_POLL: Duration = Duration::from_millis(200);
@@ -98,6 +104,11 @@ impl Runner {
                 None => return Ok(Code::Ok),
             },
         };
+        // `reload --wait` tells restarted processes by their new pid.
+        let before = match &inv.command {
+            Command::Reload { wait: true, .. } => self.instances(),
+            _ => None,
+        };
         let reply = match self.call(&request) {
             Ok(reply) => reply,
             Err(CallError::Lost(ClientError::Closed)) if request == Request::Shutdown => {
@@ -113,9 +124,45 @@ impl Runner {
                 return self.report(&e, json, out, err);
             }
         };
+        // The daemon answers `start` at the first failed attempt; the
+        // instances in BACKOFF are retried: wait for RUNNING or FATAL.
+        if let (
+            Command::Start {
+                wait: true,
+                timeout,
+                ..
+            },
+            Response::Outcomes(outcomes),
+        ) = (&inv.command, &reply)
+            && outcomes
+                .iter()
+                .any(|o| !o.ok && o.state == ProcessState::Backoff)
+        {
+            let outcomes = self.through_backoff(outcomes.clone(), *timeout, json, err);
+            let rendered = render::response(&inv.command, &Response::Outcomes(outcomes), json);
+            return emit(&rendered, out, err);
+        }
         let rendered = render::response(&inv.command, &reply, json);
         let code = emit(&rendered, out, err)?;
         match (&inv.command, &reply) {
+            (
+                Command::Reload {
+                    wait: true,
+                    timeout,
+                },
+                Response::Reload(summary),
+            ) => {
+                let waited = reloaded_instances(summary, before.as_deref(), self.instances());
+                let outcomes = self.settle(waited, *timeout, true, json, err);
+                if !json {
+                    out.write_all(render::outcomes_text(&outcomes).as_bytes())?;
+                }
+                Ok(if outcomes.iter().all(|o| o.ok) {
+                    code
+                } else {
+                    Code::Failed
+                })
+            }
             (Command::Tail { follow: true, .. }, Response::Tail(_)) => self.follow(json, out, err),
             (Command::Shutdown, _) => {
                 self.session.disconnect();
@@ -123,6 +170,175 @@ impl Runner {
             }
             _ => Ok(code),
         }
+    }
+
+    /// `start` after a failed first attempt: the outcomes of those in
+    /// BACKOFF are replaced by how their retries end. Each failed attempt's
+    /// reason goes to `err` as it happens (not with `--json`).
+    fn through_backoff(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        timeout: Option<Duration>,
+        json: bool,
+        err: &mut dyn Write,
+    ) -> Vec<Outcome> {
+        let mut waited = Vec::new();
+        for o in &outcomes {
+            if !o.ok && o.state == ProcessState::Backoff {
+                if !json {
+                    let _ = writeln!(err, "{}: attempt failed: {}; retrying", o.name, o.message);
+                }
+                waited.push(Waited {
+                    name: o.name.clone(),
+                    old_pid: None,
+                    seen: None,
+                });
+            }
+        }
+        let mut settled = self.settle(waited, timeout, false, json, err);
+        outcomes
+            .into_iter()
+            .map(|o| match settled.iter().position(|s| s.name == o.name) {
+                Some(i) => {
+                    let mut end = settled.swap_remove(i);
+                    if !end.ok {
+                        // The program's own last words, from the first failure.
+                        end.output_tail = o.output_tail;
+                    }
+                    end
+                }
+                None => o,
+            })
+            .collect()
+    }
+
+    /// Polls `status` until every waited instance is RUNNING (with a pid
+    /// other than its old one) or failed (FATAL; STOPPED or EXITED too,
+    /// unless `down_is_done`), or `timeout` passed. Reports each new
+    /// BACKOFF (a failed attempt) on `err`.
+    fn settle(
+        &mut self,
+        mut waited: Vec<Waited>,
+        timeout: Option<Duration>,
+        down_is_done: bool,
+        json: bool,
+        err: &mut dyn Write,
+    ) -> Vec<Outcome> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut done = Vec::new();
+        let mut last: Vec<Option<ProcessState>> = vec![None; waited.len()];
+        while !waited.is_empty() {
+            if deadline.is_some_and(|d| Instant::now() >= d)
+                || (self.interruptible && interrupt::take())
+            {
+                let why = match timeout {
+                    Some(t) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                        format!("timed out after {}s", t.as_secs_f64())
+                    }
+                    _ => "interrupted".to_string(),
+                };
+                for (w, state) in waited.drain(..).zip(last.drain(..)) {
+                    let state = state.unwrap_or(ProcessState::Starting);
+                    done.push(outcome(
+                        &w.name,
+                        false,
+                        state,
+                        format!("{why} waiting for RUNNING (still {})", state.name()),
+                    ));
+                }
+                break;
+            }
+            std::thread::sleep(WAIT_POLL);
+            let targets = waited.iter().map(|w| w.name.clone()).collect();
+            let infos = match self.call(&StatusRequest { targets }.into()) {
+                Ok(Response::Status(infos)) => infos,
+                Ok(other) => {
+                    let why = match other {
+                        Response::Error(e) => e.message,
+                        other => format!("unexpected reply {other:?}"),
+                    };
+                    for w in waited.drain(..) {
+                        done.push(outcome(&w.name, false, ProcessState::Stopped, why.clone()));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    for w in waited.drain(..) {
+                        done.push(outcome(
+                            &w.name,
+                            false,
+                            ProcessState::Stopped,
+                            e.to_string(),
+                        ));
+                    }
+                    break;
+                }
+            };
+            let mut i = 0;
+            while i < waited.len() {
+                let w = &mut waited[i];
+                let Some(info) = infos.iter().find(|p| p.name == w.name) else {
+                    done.push(outcome(
+                        &w.name,
+                        false,
+                        ProcessState::Stopped,
+                        "removed".into(),
+                    ));
+                    waited.remove(i);
+                    last.remove(i);
+                    continue;
+                };
+                last[i] = Some(info.state);
+                let ended = match info.state {
+                    ProcessState::Running if info.pid != w.old_pid => {
+                        Some(outcome(&w.name, true, info.state, "started".into()))
+                    }
+                    ProcessState::Fatal => Some(outcome(
+                        &w.name,
+                        false,
+                        info.state,
+                        info.description.clone(),
+                    )),
+                    ProcessState::Stopped | ProcessState::Exited if w.old_pid.is_none() => {
+                        Some(if down_is_done {
+                            outcome(&w.name, true, info.state, "not started".into())
+                        } else {
+                            outcome(
+                                &w.name,
+                                false,
+                                info.state,
+                                format!("{} while starting", info.state.name()),
+                            )
+                        })
+                    }
+                    ProcessState::Backoff => {
+                        // One BACKOFF per failed attempt; each retry counts
+                        // as a restart. The first one seen may be the
+                        // failure already reported.
+                        if w.seen != Some(info.restarts) {
+                            if w.seen.is_some() && !json {
+                                let _ = writeln!(
+                                    err,
+                                    "{}: attempt failed: {}; retrying",
+                                    w.name, info.description
+                                );
+                            }
+                            w.seen = Some(info.restarts);
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(o) = ended {
+                    done.push(o);
+                    waited.remove(i);
+                    last.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        done
     }
 
     /// Every instance, for the shell's completion. Quiet: `None` when the
@@ -290,4 +506,68 @@ pub fn emit(r: &Rendered, out: &mut dyn Write, err: &mut dyn Write) -> io::Resul
         let _ = err.flush();
     }
     Ok(r.code)
+}
+
+/// An instance `start` or `reload --wait` waits for.
+#[derive(Debug)]
+struct Waited {
+    name: String,
+    /// Its pid before a reload restarted it: RUNNING with this pid is the
+    /// old process, not yet replaced.
+    old_pid: Option<u32>,
+    /// The restart count of the last BACKOFF seen (one per failed attempt).
+    seen: Option<u32>,
+}
+
+fn outcome(name: &str, ok: bool, state: ProcessState, message: String) -> Outcome {
+    Outcome {
+        name: name.to_string(),
+        ok,
+        state,
+        message,
+        output_tail: Vec::new(),
+    }
+}
+
+/// What `reload --wait` waits for: the instances of added, restarted and
+/// scaled programs that are new, or were up before (a restarted one must get
+/// a new pid); instances that were down stay down.
+fn reloaded_instances(
+    summary: &ReloadSummary,
+    before: Option<&[ProcessInfo]>,
+    after: Option<Vec<ProcessInfo>>,
+) -> Vec<Waited> {
+    let touched = |program: &str| {
+        summary.added.iter().any(|p| p == program)
+            || summary.restarted.iter().any(|p| p == program)
+            || summary.scaled.iter().any(|p| p == program)
+    };
+    let before = before.unwrap_or_default();
+    let mut waited = Vec::new();
+    for info in after.unwrap_or_default() {
+        if !touched(&info.program) {
+            continue;
+        }
+        match before.iter().find(|b| b.name == info.name) {
+            None => waited.push(Waited {
+                name: info.name,
+                old_pid: None,
+                seen: None,
+            }),
+            Some(old) if summary.restarted.contains(&info.program) => {
+                if matches!(
+                    old.state,
+                    ProcessState::Running | ProcessState::Starting | ProcessState::Backoff
+                ) {
+                    waited.push(Waited {
+                        name: info.name,
+                        old_pid: old.pid,
+                        seen: None,
+                    });
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    waited
 }

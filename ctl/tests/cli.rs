@@ -192,7 +192,8 @@ fn usage_errors_exit_2_before_any_connection() {
     }
     let r = run(&["--server", "127.0.0.1:1", "start"], "");
     assert!(
-        r.stderr.contains("usage: start [--no-wait] TARGET..."),
+        r.stderr
+            .contains("usage: start [--no-wait] [--timeout SECONDS] TARGET..."),
         "{r:?}"
     );
 }

@@ -119,7 +119,7 @@ fn errors_keep_the_shell_alive_and_a_dead_daemon_is_reported() -> TestResult {
     s.send_line("status nope")?;
     s.exp_string("no such program: nope")?;
     s.send_line("help start")?;
-    s.exp_string("usage: start [--no-wait] TARGET...")?;
+    s.exp_string("usage: start [--no-wait] [--timeout SECONDS] TARGET...")?;
     // The daemon goes away: the shell says so and stays.
     drop(d);
     s.send_line("status")?;

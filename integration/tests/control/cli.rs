@@ -397,7 +397,8 @@ fn version_help_and_reload() -> TestResult {
     }
     let out = ctl_expect(&daemon, &["help", "start"], 0)?;
     assert!(
-        out.stdout.starts_with("usage: start [--no-wait] TARGET..."),
+        out.stdout
+            .starts_with("usage: start [--no-wait] [--timeout SECONDS] TARGET..."),
         "{out:?}"
     );
     let out = ctl_expect(&daemon, &["start", "--help"], 0)?;

@@ -17,6 +17,7 @@ programs:
   boom:
     cmd: "sh -c 'echo first-words >&2; echo boom-marker >&2; exit 3'"
     autostart: false
+    startretries: 0
 "#,
     )?;
     let out = ctl_expect(&daemon, &["start", "boom"], 1)?;
@@ -213,5 +214,101 @@ programs:
     }
     let status = daemon.wait_exit(SOON).ok_or("the daemon did not exit")?;
     assert_eq!(status.code(), Some(0), "{status}");
+    Ok(())
+}
+
+/// A program that fails its first `fails` attempts (counted in a file),
+/// then runs.
+fn fails_then_runs(fails: u32) -> String {
+    format!(
+        r#"
+programs:
+  flaky:
+    cmd: "sh -c 'n=$(cat {{dir}}/attempts 2>/dev/null || echo 0); n=$((n+1)); echo $n > {{dir}}/attempts; [ $n -gt {fails} ] || exit 1; exec sleep 1000'"
+    autostart: false
+    starttime: 0.3
+    startretries: 5
+"#
+    )
+}
+
+#[test]
+fn start_waits_through_failed_attempts_until_running_and_prints_each() -> TestResult {
+    let daemon = TestDaemon::start(&fails_then_runs(2))?;
+    let out = ctl_expect(&daemon, &["start", "flaky"], 0)?;
+    assert_eq!(
+        out.stderr.matches("flaky:0: attempt failed").count(),
+        2,
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("flaky:0: started"), "{out:?}");
+    assert_eq!(daemon.state_of("flaky:0")?, Some(ProcessState::Running));
+    Ok(())
+}
+
+#[test]
+fn start_of_a_program_that_always_fails_exits_1_at_fatal() -> TestResult {
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  broken:
+    cmd: "sh -c 'echo broken-marker >&2; exit 1'"
+    autostart: false
+    startretries: 1
+"#,
+    )?;
+    let out = ctl_expect(&daemon, &["start", "broken"], 1)?;
+    assert!(out.stdout.contains("broken:0: ERROR ("), "{out:?}");
+    assert!(out.stdout.contains("broken-marker"), "{out:?}");
+    assert_eq!(out.stderr.matches("attempt failed").count(), 1, "{out:?}");
+    assert_eq!(daemon.state_of("broken:0")?, Some(ProcessState::Fatal));
+    Ok(())
+}
+
+#[test]
+fn start_with_a_timeout_gives_up_with_exit_1_and_says_so() -> TestResult {
+    let daemon = TestDaemon::start(&fails_then_runs(100))?;
+    let out = ctl_expect(&daemon, &["start", "--timeout", "1", "flaky"], 1)?;
+    assert!(out.stdout.contains("timed out after 1s"), "{out:?}");
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    Ok(())
+}
+
+#[test]
+fn reload_wait_returns_when_restarted_and_added_programs_run_or_fail() -> TestResult {
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  web:
+    cmd: "sleep 1000"
+    starttime: 0.5
+"#,
+    )?;
+    let old = daemon.running_pid("web:0")?;
+    let server = "server:\n  listen: \"127.0.0.1:0\"\n";
+    std::fs::write(
+        daemon.config_path(),
+        format!(
+            "programs:\n  web:\n    cmd: \"sleep 1001\"\n    starttime: 0.5\n  \
+             api:\n    cmd: \"sleep 1000\"\n    starttime: 0.5\n{server}"
+        ),
+    )?;
+    ctl_expect(&daemon, &["reload", "--wait"], 0)?;
+    // Returned only once both run: the new web and the added api.
+    let web = daemon.info("web:0")?.ok_or("no web:0")?;
+    assert_eq!(web.state, ProcessState::Running);
+    assert_ne!(web.pid, Some(old), "web was not restarted yet");
+    assert_eq!(daemon.state_of("api:0")?, Some(ProcessState::Running));
+
+    std::fs::write(
+        daemon.config_path(),
+        format!(
+            "programs:\n  web:\n    cmd: \"sleep 1001\"\n    starttime: 0.5\n  \
+             api:\n    cmd: \"sleep 1000\"\n    starttime: 0.5\n  \
+             bad:\n    cmd: \"sh -c 'exit 1'\"\n    startretries: 0\n{server}"
+        ),
+    )?;
+    let out = ctl_expect(&daemon, &["reload", "--wait"], 1)?;
+    assert!(out.stdout.contains("bad:0: ERROR"), "{out:?}");
     Ok(())
 }
