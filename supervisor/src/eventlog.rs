@@ -249,24 +249,36 @@ impl StderrQueue {
 /// The writer thread: the only place that may block on stderr. After each
 /// line it gets through, it reports the lines dropped meanwhile.
 fn write_stderr(rx: &Receiver<ToStderr>, dropped: &AtomicU64, out: &mut impl Write) {
-    while let Ok(message) = rx.recv() {
-        match message {
-            ToStderr::Line(line) => {
-                // A closed stderr loses the line, nothing else.
-                if out.write_all(&line).is_ok() {
-                    let n = dropped.swap(0, Ordering::Relaxed);
-                    if n > 0 {
-                        let _ = writeln!(
-                            out,
-                            "taskmasterd: {n} lines dropped: stderr was not being read \
-                             (the event log file has every line)"
-                        );
-                    }
-                }
+    let mut batch = Vec::new();
+    let mut flushed = Vec::new();
+    while let Ok(first) = rx.recv() {
+        // One write for what arrived together (an event often logs several
+        // lines at once): fewer system calls and wake-ups.
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(message) = next {
+            match message {
+                ToStderr::Line(line) => batch.extend_from_slice(&line),
+                ToStderr::Flush(done) => flushed.push(done),
             }
-            ToStderr::Flush(done) => {
-                let _ = done.send(());
+            taken += 1;
+            // At most a queue's worth: the batch stays bounded.
+            next = (taken < STDERR_QUEUE).then(|| rx.try_recv().ok()).flatten();
+        }
+        // A closed stderr loses the lines, nothing else.
+        if out.write_all(&batch).is_ok() {
+            let n = dropped.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "taskmasterd: {n} lines dropped: stderr was not being read \
+                     (the event log file has every line)"
+                );
             }
+        }
+        batch.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
     }
 }
@@ -325,8 +337,8 @@ mod tests {
         write_stderr(&rx, &queue.dropped, &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "line 0\ntaskmasterd: 3 lines dropped: stderr was not being read \
-             (the event log file has every line)\nline 1\n"
+            "line 0\nline 1\ntaskmasterd: 3 lines dropped: stderr was not being read \
+             (the event log file has every line)\n"
         );
     }
 }
