@@ -502,8 +502,11 @@ pub mod fallback {
     impl Known {
         /// `pid` now, if it lives (zombies do not count).
         pub fn of(pid: u32) -> Option<Known> {
-            let (start, state) = stat_of(pid)?;
-            (!matches!(state, 'Z' | 'X' | 'x')).then_some(Known { pid, start })
+            let stat = crate::sys::procfs::stat(pid)?;
+            stat.is_alive().then_some(Known {
+                pid,
+                start: stat.start_time,
+            })
         }
 
         /// Still the same process, alive.
@@ -519,17 +522,6 @@ pub mod fallback {
                 let _ = kill(Pid::from_raw(pid), signal);
             }
         }
-    }
-
-    /// Start time and state from `/proc/PID/stat`.
-    fn stat_of(pid: u32) -> Option<(u64, char)> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (_, rest) = text.rsplit_once(')')?;
-        let mut fields = rest.split_whitespace();
-        let state = fields.next()?.chars().next()?;
-        // Fields after the name start at 3 (state); starttime is field 22.
-        let start = fields.nth(18)?.parse().ok()?;
-        Some((start, state))
     }
 
     /// The children of `pid` (every thread's).

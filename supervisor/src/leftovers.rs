@@ -33,9 +33,8 @@
 //! parent, not us, must reap them).
 
 use crate::config::Config;
+use crate::sys::{fnv, pgroup, procfs};
 use nix::errno::Errno;
-use nix::sys::signal::{Signal as NixSignal, kill, killpg};
-use nix::unistd::Pid;
 use proto::Signal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
@@ -70,7 +69,7 @@ impl Tag {
         let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
         Tag(format!(
             "{:016x}",
-            fnv1a64(canonical.as_os_str().as_bytes())
+            fnv::fnv1a64(canonical.as_os_str().as_bytes())
         ))
     }
 
@@ -83,12 +82,6 @@ impl Tag {
     fn entry(&self) -> Vec<u8> {
         format!("{SUPERVISOR_ENV}={}", self.0).into_bytes()
     }
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 static INSTALLED: OnceLock<Tag> = OnceLock::new();
@@ -290,12 +283,9 @@ fn count_members(procs: &[Proc], target: Target, tagged: &BTreeSet<u32>) -> usiz
 }
 
 fn send(target: Target, signal: Signal) {
-    let Ok(sig) = NixSignal::try_from(signal.number()) else {
-        return;
-    };
     let result = match target {
-        Target::Group(g) => killpg(Pid::from_raw(g as i32), sig),
-        Target::Pid(p) => kill(Pid::from_raw(p as i32), sig),
+        Target::Group(g) => pgroup::send(g, signal),
+        Target::Pid(p) => pgroup::send_pid(p, signal),
     };
     if let Err(e) = result
         && e != Errno::ESRCH
@@ -307,31 +297,18 @@ fn send(target: Target, signal: Signal) {
 /// Every process in `/proc` with its group and whether it is alive (not a
 /// zombie).
 fn all_procs() -> Vec<Proc> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .unwrap_or_default()
+        .into_iter()
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (state, pgid) = parse_stat(&stat)?;
+            let stat = procfs::stat(pid)?;
             Some(Proc {
                 pid,
-                pgid,
-                alive: !matches!(state, 'Z' | 'X' | 'x'),
+                pgid: stat.pgid,
+                alive: stat.is_alive(),
             })
         })
         .collect()
-}
-
-/// State and process group from a `/proc/PID/stat` line (the command name
-/// may hold spaces and parentheses: fields follow the last `)`).
-fn parse_stat(line: &str) -> Option<(char, u32)> {
-    let (_, rest) = line.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgid = fields.nth(1)?.parse().ok()?;
-    Some((state, pgid))
 }
 
 /// True when the NUL-separated `environ` holds exactly `entry`.
@@ -368,6 +345,8 @@ pub(crate) fn command_line(pid: u32) -> String {
 mod tests {
     use super::*;
     use crate::actors::process::tests::SERIAL;
+    use nix::sys::signal::{Signal as NixSignal, kill, killpg};
+    use nix::unistd::Pid;
     use std::os::unix::process::CommandExt;
     use std::process::{Child, Command};
     use std::sync::PoisonError;
@@ -376,9 +355,6 @@ mod tests {
 
     #[test]
     fn the_tag_is_a_stable_hash_of_the_canonical_path() -> TestResult {
-        // FNV-1a 64 reference values.
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         let dir = tempfile::tempdir()?;
         let real = dir.path().join("real.yaml");
         std::fs::write(&real, "programs: {}\n")?;
@@ -405,11 +381,6 @@ mod tests {
             Some(&b"web:1"[..])
         );
         assert_eq!(environ_value(environ, b"TASKMASTER"), None);
-        assert_eq!(
-            parse_stat("42 (a) b) c) S 1 40 40 0"),
-            Some(('S', 40)),
-            "the name may hold parentheses"
-        );
     }
 
     fn procs(list: &[(u32, u32, bool)]) -> Vec<Proc> {

@@ -21,8 +21,9 @@
 //! Plain (unquoted) scalars are typed by the YAML 1.2 core schema, see
 //! [`Scalar::value`]: `yes`/`no`/`on`/`off` are strings, `012` is twelve.
 
+use crate::sys::fnv::Fnv;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -635,30 +636,7 @@ impl Builder {
     }
 }
 
-/// FNV-1a. Hashing every key is a visible share of reading a big config in
-/// a debug build with SipHash; keys come from the operator's own file, so
-/// hash flooding is not a concern.
-#[derive(Debug, Clone, Copy)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
+/// Keys hashed with FNV-1a (see [`crate::sys::fnv`]).
 type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 enum TagMeaning {

@@ -2,4 +2,7 @@
 //! daemon share.
 
 pub mod fd_reserve;
+pub mod fnv;
 pub mod fsafe;
+pub mod pgroup;
+pub mod procfs;

@@ -49,13 +49,13 @@ use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
 use crate::actors::reaper::{ChildExited, ChildTable, ExitStatus};
 use crate::config::{NotifyEvent, OutputTarget, ProgramConfig};
 use crate::descendants::{self, InstanceCgroup, Known, fallback};
+use crate::sys::{pgroup, procfs};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
     ResponseActFuture, ResponseFuture, SpawnHandle, WrapFuture,
 };
 use nix::errno::Errno;
-use nix::sys::signal::{Signal as NixSignal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal as NixSignal;
 use output::OutputSink;
 use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal, TailReply};
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
@@ -70,7 +70,7 @@ use tokio::sync::{broadcast, oneshot};
 /// How often a stop checks whether the process group is empty.
 const GROUP_POLL: Duration = Duration::from_millis(10);
 /// Every this many polls, a group that still answers `killpg` is checked
-/// for members that are not zombies (see [`group_has_live_members`]).
+/// for members that are not zombies (see [`procfs::group_has_live_members`]).
 const ZOMBIE_CHECK_EVERY: u32 = 50;
 /// Lines of output shown with a failed start.
 const FAILURE_TAIL_LINES: usize = 20;
@@ -351,7 +351,7 @@ impl ProcessActor {
                 self.kill_known();
             }
             Effect::KillRemnants { pgid } => {
-                if group_alive(pgid) {
+                if pgroup::alive(pgid) {
                     tracing::warn!(process = %self.name, pgid,
                         "leader exited; killing what is left of its process group");
                     self.signal_group(pgid, Signal::Kill);
@@ -396,20 +396,22 @@ impl ProcessActor {
                     self.watch_known(pgid, ctx);
                     return;
                 }
-                if !group_alive(pgid) {
+                if !pgroup::alive(pgid) {
                     self.apply(Event::GroupGone { pgid }, Instant::now(), ctx);
                     return;
                 }
                 let mut polls = 0u32;
                 self.group_poll = Some(ctx.run_interval(GROUP_POLL, move |act, ctx| {
                     polls = polls.wrapping_add(1);
-                    let gone = !group_alive(pgid)
-                        || (polls % ZOMBIE_CHECK_EVERY == 0 && !group_has_live_members(pgid) && {
-                            tracing::warn!(process = %act.name, pgid,
+                    let gone = !pgroup::alive(pgid)
+                        || (polls % ZOMBIE_CHECK_EVERY == 0
+                            && !procfs::group_has_live_members(pgid)
+                            && {
+                                tracing::warn!(process = %act.name, pgid,
                                 "only zombies left in the process group; treating it as gone \
                                  (orphans are not being reaped: is the daemon a child subreaper?)");
-                            true
-                        });
+                                true
+                            });
                     if gone {
                         if let Some(poll) = act.group_poll.take() {
                             ctx.cancel_future(poll);
@@ -515,8 +517,8 @@ impl ProcessActor {
         let mut polls = 0u32;
         let mut check = move |act: &mut Self| -> bool {
             polls = polls.wrapping_add(1);
-            let group_gone = !group_alive(pgid)
-                || (polls % ZOMBIE_CHECK_EVERY == 0 && !group_has_live_members(pgid));
+            let group_gone = !pgroup::alive(pgid)
+                || (polls % ZOMBIE_CHECK_EVERY == 0 && !procfs::group_has_live_members(pgid));
             if !group_gone {
                 return false;
             }
@@ -588,7 +590,7 @@ impl ProcessActor {
             match descendants::events_populated(&events) {
                 Ok(false) => true,
                 Ok(true) => {
-                    if !signalled && !group_alive(pgid) {
+                    if !signalled && !pgroup::alive(pgid) {
                         signalled = true;
                         act.signal_escaped();
                     }
@@ -596,7 +598,7 @@ impl ProcessActor {
                 }
                 Err(e) => {
                     tracing::error!(process = %act.name, error = %e, "cannot read cgroup.events");
-                    !group_alive(pgid)
+                    !pgroup::alive(pgid)
                 }
             }
         };
@@ -700,7 +702,7 @@ impl ProcessActor {
     }
 
     fn signal_group(&self, pgid: u32, signal: Signal) {
-        if let Err(e) = send_group(pgid, signal)
+        if let Err(e) = pgroup::send(pgid, signal)
             && e != Errno::ESRCH
         {
             tracing::error!(process = %self.name, pgid, signal = %signal, error = %e,
@@ -819,51 +821,6 @@ fn output_sink(
     Some(OutputSink::new(&program.name, stream, path, create_dir))
 }
 
-/// `killpg` with the nix equivalent of `signal`.
-fn send_group(pgid: u32, signal: Signal) -> Result<(), Errno> {
-    let sig = NixSignal::try_from(signal.number())?;
-    let pgid = i32::try_from(pgid).map_err(|_| Errno::EINVAL)?;
-    killpg(Pid::from_raw(pgid), sig)
-}
-
-/// True while any process of group `pgid` exists (EPERM means it exists).
-fn group_alive(pgid: u32) -> bool {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return false;
-    };
-    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
-}
-
-/// True when some process of group `pgid` is not a zombie, by scanning
-/// `/proc`. Zombies answer `killpg(pgid, 0)` until their parent reaps them;
-/// when orphaned members are re-parented to an init that does not reap, the
-/// group would look alive forever. Unreadable `/proc`: assume alive.
-fn group_has_live_members(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false; // exited meanwhile
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != "Z" && state != "X"
-    })
-}
-
 impl Actor for ProcessActor {
     type Context = Context<Self>;
 
@@ -879,7 +836,7 @@ impl Actor for ProcessActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(pgid) = self.machine.pgid()
-            && group_alive(pgid)
+            && pgroup::alive(pgid)
         {
             tracing::warn!(process = %self.name, pgid, "actor stopped with a live process group; killing it");
             self.signal_group(pgid, Signal::Kill);
@@ -1018,7 +975,7 @@ impl Handler<SendSignal> for ProcessActor {
     fn handle(&mut self, msg: SendSignal, _: &mut Self::Context) -> Self::Result {
         let signal = msg.0;
         let outcome = match self.machine.pgid() {
-            Some(pgid) if self.machine.state().is_alive() => match send_group(pgid, signal) {
+            Some(pgid) if self.machine.state().is_alive() => match pgroup::send(pgid, signal) {
                 Ok(()) => {
                     tracing::info!(process = %self.name, pid = self.last_pid,
                         "sent SIG{signal}");

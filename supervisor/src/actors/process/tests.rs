@@ -13,8 +13,11 @@
 use super::*;
 use crate::actors::reaper::Reaper;
 use crate::config::AutoRestart;
+use crate::sys::procfs::group_has_live_members;
 use actix::Addr;
 use nix::sys::signal::SigHandler;
+use nix::sys::signal::killpg;
+use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd};
@@ -46,7 +49,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for pgid in self.0.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            let _ = send_group(*pgid, Signal::Kill);
+            let _ = pgroup::send(*pgid, Signal::Kill);
         }
     }
 }
@@ -657,7 +660,7 @@ fn a_group_of_zombies_has_no_live_members() -> TestResult {
     nix::sys::wait::waitpid(pgid, None)?;
     assert_eq!(zombie_answers, Ok(()), "a zombie still answers killpg");
     assert!(!live, "but it is not a live member");
-    assert!(!group_alive(pid));
+    assert!(!pgroup::alive(pid));
     Ok(())
 }
 
