@@ -12,12 +12,19 @@
 //! hung server a mailer must time out on. [`closed_port`] is a port nobody
 //! listens on: the server that is down.
 //!
+//! [`SmtpServer::start_tls`] speaks TLS with a certificate from a
+//! [`TestCa`] (made by rcgen, served by rustls): from the first byte
+//! ([`TlsMode::Implicit`]) or after `STARTTLS` ([`TlsMode::StartTls`]), so a
+//! test can prove a real handshake against a CA it hands to the daemon.
+//!
 //! One thread accepts, one thread serves each connection; every socket has
 //! a read timeout, and `Drop` stops the accept loop and closes every
 //! connection, so a test never leaks a thread that waits forever.
 
 use crate::{HarnessError, wait_until};
-use std::io::{BufRead, BufReader, Write};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -90,6 +97,106 @@ struct Shared {
     /// Every open connection, to close on drop.
     open: Mutex<Vec<TcpStream>>,
     silent: bool,
+    tls: Option<(TlsMode, Arc<ServerConfig>)>,
+}
+
+/// How a TLS server protects its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain greeting, `STARTTLS` advertised, then the handshake.
+    StartTls,
+    /// The handshake first (SMTPS).
+    Implicit,
+}
+
+/// A certificate authority made for one test, and a server certificate it
+/// signed.
+pub struct TestCa {
+    /// The CA's certificate, PEM: what the daemon must be told to trust.
+    pub ca_pem: String,
+    config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// A fresh CA, and a server certificate for `names` (DNS names or IP
+    /// addresses) signed by it.
+    pub fn new(names: &[&str]) -> Result<Self, HarnessError> {
+        let fail =
+            |e: rcgen::Error| HarnessError::Build(format!("cannot make a test certificate: {e}"));
+        let ca_key = rcgen::KeyPair::generate().map_err(fail)?;
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "taskmaster test CA");
+        let ca_cert = ca.self_signed(&ca_key).map_err(fail)?;
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .map_err(fail)?
+            .signed_by(&key, &ca_cert, &ca_key)
+            .map_err(fail)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth().with_single_cert(
+                    vec![CertificateDer::from(cert.der().to_vec())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                )
+            })
+            .map_err(|e| HarnessError::Build(format!("cannot set up the test TLS server: {e}")))?;
+        Ok(TestCa {
+            ca_pem: ca_cert.pem(),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// A session's byte stream, plain or under TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// Between the two, while STARTTLS swaps them.
+    Gone,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Ok(0),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+            Conn::Gone => Ok(()),
+        }
+    }
+}
+
+fn tls_stream(config: &Arc<ServerConfig>, tcp: TcpStream) -> std::io::Result<Conn> {
+    let session = ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
+    Ok(Conn::Tls(Box::new(StreamOwned::new(session, tcp))))
 }
 
 /// The server; stops on `Drop`.
@@ -112,15 +219,23 @@ impl std::fmt::Debug for SmtpServer {
 impl SmtpServer {
     /// A server that answers, on 127.0.0.1 and a free port.
     pub fn start() -> Result<Self, HarnessError> {
-        Self::launch(false)
+        Self::launch(false, None)
     }
 
     /// A server that accepts connections and never answers.
     pub fn silent() -> Result<Self, HarnessError> {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
-    fn launch(silent: bool) -> Result<Self, HarnessError> {
+    /// A server that answers under TLS, with `ca`'s server certificate.
+    pub fn start_tls(mode: TlsMode, ca: &TestCa) -> Result<Self, HarnessError> {
+        Self::launch(false, Some((mode, Arc::clone(&ca.config))))
+    }
+
+    fn launch(
+        silent: bool,
+        tls: Option<(TlsMode, Arc<ServerConfig>)>,
+    ) -> Result<Self, HarnessError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| HarnessError::io("cannot bind the test SMTP server", e))?;
         let addr = listener
@@ -132,6 +247,7 @@ impl SmtpServer {
             stop: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
             silent,
+            tls,
         });
         let state = Arc::clone(&shared);
         let accept = std::thread::spawn(move || {
@@ -227,31 +343,59 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One SMTP session.
 fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
-    let mut out = stream.try_clone()?;
-    let mut input = BufReader::new(stream);
-    let mut reply = |text: &str| -> std::io::Result<()> {
+    let mut starttls = None;
+    let conn = match &shared.tls {
+        Some((TlsMode::Implicit, config)) => tls_stream(config, stream)?,
+        Some((TlsMode::StartTls, config)) => {
+            starttls = Some(Arc::clone(config));
+            Conn::Plain(stream)
+        }
+        None => Conn::Plain(stream),
+    };
+    let mut input = BufReader::new(conn);
+    fn reply(input: &mut BufReader<Conn>, text: &str) -> std::io::Result<()> {
+        let out = input.get_mut();
         out.write_all(text.as_bytes())?;
         out.write_all(b"\r\n")?;
         out.flush()
-    };
-    reply("220 smtp.test ESMTP ready")?;
+    }
+    fn read(input: &mut BufReader<Conn>, line: &mut String) -> std::io::Result<bool> {
+        line.clear();
+        Ok(input.read_line(line)? > 0)
+    }
+    reply(&mut input, "220 smtp.test ESMTP ready")?;
     let mut auth = None;
     let mut from = None;
     let mut to = Vec::new();
     let mut line = String::new();
-    let mut read = |line: &mut String| -> std::io::Result<bool> {
-        line.clear();
-        Ok(input.read_line(line)? > 0)
-    };
-    while read(&mut line)? {
+    while read(&mut input, &mut line)? {
         let command = line.trim_end().to_string();
         let upper = command.to_ascii_uppercase();
         let verb = upper.split_whitespace().next().unwrap_or("");
         match verb {
-            "EHLO" => {
-                reply("250-smtp.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760")?
-            }
-            "HELO" => reply("250 smtp.test")?,
+            "EHLO" if starttls.is_some() => reply(
+                &mut input,
+                "250-smtp.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250 SIZE 10485760",
+            )?,
+            "EHLO" => reply(
+                &mut input,
+                "250-smtp.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760",
+            )?,
+            "STARTTLS" => match starttls.take() {
+                Some(config) => {
+                    reply(&mut input, "220 2.0.0 ready to start TLS")?;
+                    // The client sends nothing more before its handshake.
+                    let plain = std::mem::replace(&mut input, BufReader::new(Conn::Gone));
+                    let Conn::Plain(tcp) = plain.into_inner() else {
+                        return Ok(());
+                    };
+                    input = BufReader::new(tls_stream(&config, tcp)?);
+                    (auth, from) = (None, None);
+                    to.clear();
+                }
+                None => reply(&mut input, "503 5.5.1 TLS already active")?,
+            },
+            "HELO" => reply(&mut input, "250 smtp.test")?,
             "AUTH" => {
                 let mut words = command.split_whitespace().skip(1);
                 let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
@@ -261,8 +405,8 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         let response = match initial {
                             Some(r) => r,
                             None => {
-                                reply("334 ")?;
-                                if !read(&mut line)? {
+                                reply(&mut input, "334 ")?;
+                                if !read(&mut input, &mut line)? {
                                     return Ok(());
                                 }
                                 line.trim().to_string()
@@ -277,14 +421,14 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         Some((user, pass))
                     }
                     "LOGIN" => {
-                        reply("334 VXNlcm5hbWU6")?;
-                        if !read(&mut line)? {
+                        reply(&mut input, "334 VXNlcm5hbWU6")?;
+                        if !read(&mut input, &mut line)? {
                             return Ok(());
                         }
                         let user =
                             String::from_utf8_lossy(&decode_base64(line.trim())).into_owned();
-                        reply("334 UGFzc3dvcmQ6")?;
-                        if !read(&mut line)? {
+                        reply(&mut input, "334 UGFzc3dvcmQ6")?;
+                        if !read(&mut input, &mut line)? {
                             return Ok(());
                         }
                         let pass =
@@ -296,25 +440,25 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 match credentials {
                     Some(c) => {
                         auth = Some(c);
-                        reply("235 2.7.0 authenticated")?;
+                        reply(&mut input, "235 2.7.0 authenticated")?;
                     }
-                    None => reply("504 5.5.4 unknown mechanism")?,
+                    None => reply(&mut input, "504 5.5.4 unknown mechanism")?,
                 }
             }
             "MAIL" => {
                 from = Some(angle(&command));
                 to.clear();
-                reply("250 2.1.0 ok")?;
+                reply(&mut input, "250 2.1.0 ok")?;
             }
             "RCPT" => {
                 to.push(angle(&command));
-                reply("250 2.1.5 ok")?;
+                reply(&mut input, "250 2.1.5 ok")?;
             }
             "DATA" => {
-                reply("354 end with <CRLF>.<CRLF>")?;
+                reply(&mut input, "354 end with <CRLF>.<CRLF>")?;
                 let mut data = String::new();
                 loop {
-                    if !read(&mut line)? {
+                    if !read(&mut input, &mut line)? {
                         return Ok(());
                     }
                     let text = line.trim_end_matches(['\r', '\n']);
@@ -330,19 +474,19 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     data,
                     auth: auth.clone(),
                 });
-                reply("250 2.0.0 queued")?;
+                reply(&mut input, "250 2.0.0 queued")?;
             }
             "RSET" => {
                 from = None;
                 to.clear();
-                reply("250 2.0.0 ok")?;
+                reply(&mut input, "250 2.0.0 ok")?;
             }
-            "NOOP" => reply("250 2.0.0 ok")?,
+            "NOOP" => reply(&mut input, "250 2.0.0 ok")?,
             "QUIT" => {
-                reply("221 2.0.0 bye")?;
+                reply(&mut input, "221 2.0.0 bye")?;
                 return Ok(());
             }
-            _ => reply("502 5.5.2 command not recognised")?,
+            _ => reply(&mut input, "502 5.5.2 command not recognised")?,
         }
     }
     Ok(())

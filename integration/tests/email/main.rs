@@ -11,6 +11,7 @@ mod failures;
 mod mails;
 mod secrets;
 mod shutdown;
+mod tls;
 
 use integration::SOON;
 use integration::smtp::ReceivedMail;

@@ -48,6 +48,9 @@ pub struct SmtpConfig {
     pub password: Option<PasswordSource>,
     /// Bounds connecting and each SMTP exchange; also one send attempt.
     pub timeout: Duration,
+    /// PEM certificates trusted besides the built-in (Mozilla) roots: a
+    /// private CA's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the SMTP connection is protected.
@@ -109,6 +112,39 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
     }
+}
+
+/// A CA file larger than this is not a CA file.
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// How messages name the CA file.
+const CA_FILE: &str = "the CA file (email.smtp.ca_file)";
+
+/// Why `email.smtp.ca_file` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    /// Missing, unreadable, a FIFO, a device, or too large.
+    #[error("{0}")]
+    Read(FileError),
+    #[error("{} (email.smtp.ca_file) holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)", path.display())]
+    NoCertificate { path: PathBuf },
+}
+
+/// Reads the CA file: a regular file (a symlink is followed, as for
+/// certificates under /etc/ssl; never a FIFO) holding at least one PEM
+/// certificate, at most 1 MiB. Its bytes, for lettre's `Certificate::from_pem`.
+pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, CaFileError> {
+    let (bytes, _) = fsafe::read_bounded(path, CA_FILE, fsafe::Follow::Yes, MAX_CA_FILE)
+        .map_err(CaFileError::Read)?;
+    if !bytes
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(CaFileError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Why the SMTP password could not be read. Messages name the source, never
@@ -308,6 +344,7 @@ mod tests {
                 tls: SmtpTls::None,
                 username: source.as_ref().map(|_| "user".to_string()),
                 password: source,
+                ca_file: None,
                 timeout: DEFAULT_SMTP_TIMEOUT,
             },
             from: "tm@example.com".parse().map_err(|e| format!("{e}"))?,

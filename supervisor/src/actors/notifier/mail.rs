@@ -7,7 +7,7 @@ use crate::config::email::Secret;
 use crate::config::{EmailConfig, NotifyEvent, SmtpTls};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, Tokio1Executor};
 use std::fmt::{self, Write as _};
@@ -187,13 +187,22 @@ pub(super) fn list(to: &[Address]) -> String {
 pub(super) fn transport(
     email: &EmailConfig,
     password: Option<&Secret>,
+    ca: Option<&[u8]>,
 ) -> Result<Transport, String> {
     let smtp = &email.smtp;
     let mut builder = Transport::builder_dangerous(smtp.host.as_str())
         .port(smtp.port)
         .timeout(Some(smtp.timeout));
+    // The built-in (Mozilla) roots, and the CA file's certificates if any.
     let tls = |host: &str| {
-        TlsParameters::new(host.to_string())
+        let mut params = TlsParameters::builder(host.to_string());
+        if let Some(pem) = ca {
+            let cert = Certificate::from_pem(pem)
+                .map_err(|e| format!("cannot use the CA file (email.smtp.ca_file): {e}"))?;
+            params = params.add_root_certificate(cert);
+        }
+        params
+            .build()
             .map_err(|e| format!("cannot set up TLS for {host}: {e}"))
     };
     builder = match smtp.tls {

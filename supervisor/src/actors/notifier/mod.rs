@@ -47,7 +47,7 @@ pub use throttle::{DIGEST_MAX_EVENTS, Digest, Offer, Throttle, schedule};
 
 use crate::actors::blocking::off_thread;
 use crate::actors::process::output::OutputSink;
-use crate::config::email::Secret;
+use crate::config::email::{Secret, read_ca_file};
 use crate::config::{EmailConfig, NotifyRule, ProgramConfig};
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
@@ -144,9 +144,12 @@ enum Smtp {
     /// The password is being read; mails wait in the queue.
     Loading,
     Ready {
-        transport: Transport,
+        /// Boxed: the transport is large, the other variants tiny.
+        transport: Box<Transport>,
         /// To tell a changed password on reload.
         password: Option<Secret>,
+        /// To tell a changed CA file on reload.
+        ca: Option<Vec<u8>>,
     },
 }
 
@@ -252,16 +255,27 @@ impl Notifier {
                 return;
             }
         };
+        let ca = match email.smtp.ca_file.as_deref().map(read_ca_file).transpose() {
+            Ok(ca) => ca,
+            Err(e) => {
+                tracing::error!(error = %e, "email notifications cannot be sent: {e}");
+                self.smtp = Smtp::Broken(e.to_string());
+                return;
+            }
+        };
         if reloaded
             && let Smtp::Ready {
-                password: current, ..
+                password: current,
+                ca: current_ca,
+                ..
             } = &self.smtp
             && *current == password
+            && *current_ca == ca
         {
-            // Same settings (the caller compared them) and same password.
+            // Same settings (the caller compared them), password and CA.
             return;
         }
-        match transport(email, password.as_ref()) {
+        match transport(email, password.as_ref(), ca.as_deref()) {
             Ok(transport) => {
                 let smtp = &email.smtp;
                 tracing::info!(
@@ -272,8 +286,9 @@ impl Notifier {
                     "email notifications ready"
                 );
                 self.smtp = Smtp::Ready {
-                    transport,
+                    transport: Box::new(transport),
                     password,
+                    ca,
                 };
             }
             Err(e) => {
@@ -408,7 +423,7 @@ impl Notifier {
     fn send(&self, mail: &Mail) -> impl Future<Output = Result<(), SendError>> + use<> {
         let prepared = match (&self.email, &self.smtp) {
             (Some(email), Smtp::Ready { transport, .. }) => build_message(email, mail)
-                .map(|m| (transport.clone(), m, email.smtp.timeout))
+                .map(|m| (Transport::clone(transport), m, email.smtp.timeout))
                 .map_err(SendError::Permanent),
             (_, Smtp::Broken(why)) => Err(SendError::Permanent(why.clone())),
             (_, Smtp::Loading) => Err(SendError::Transient(

@@ -357,7 +357,7 @@ fn transports_build_for_every_tls_mode_with_credentials() -> TestResult {
         let email = config.email.ok_or("no email")?;
         // rustls needs its crypto provider (ring) here: a missing one panics.
         let secret = Secret::new("pw".into());
-        let built = transport(&email, Some(&secret));
+        let built = transport(&email, Some(&secret), None);
         assert!(built.is_ok(), "tls: {tls}: {:?}", built.err());
         let mail = Mail {
             to: vec!["ops@example.com".parse()?],

@@ -13,7 +13,7 @@
 use super::{Ctx, join, one_or_many, unknown_key_message};
 use crate::config::email::{
     DEFAULT_SMTP_TIMEOUT, DEFAULT_THROTTLE, EmailConfig, NotifyEvent, NotifyRule, PasswordSource,
-    SmtpConfig, SmtpTls, password_file_problem,
+    SmtpConfig, SmtpTls, password_file_problem, read_ca_file,
 };
 use crate::config::yaml::{Kind, Node, Pos, Value, quote};
 use lettre::Address;
@@ -29,6 +29,7 @@ const SMTP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "timeout",
+    "ca_file",
 ];
 const RULE_KEYS: &[&str] = &["on", "to", "throttle"];
 /// Longest `throttle` (a year): a mail must come some day.
@@ -113,6 +114,7 @@ impl Ctx {
         let mut username: Option<(String, Pos)> = None;
         let mut password: Option<(PasswordSource, Pos)> = None;
         let mut timeout = DEFAULT_SMTP_TIMEOUT;
+        let mut ca_file = None;
         for (key, entry) in self.mapping(node, "email.smtp") {
             let at = join("email.smtp", key);
             let v = &*entry.value;
@@ -197,6 +199,14 @@ impl Ctx {
                         }
                     }
                 }
+                "ca_file" => {
+                    if let Some(path) = self.path(v, &at) {
+                        match read_ca_file(&path) {
+                            Ok(_) => ca_file = Some(path),
+                            Err(e) => self.report(v.pos, &at, e.to_string()),
+                        }
+                    }
+                }
                 "timeout" => {
                     if let Some(d) = self.seconds(v, &at, false) {
                         if d.as_secs() > MAX_TIMEOUT_SECS {
@@ -246,6 +256,7 @@ impl Ctx {
             username: username.map(|(u, _)| u),
             password: password.map(|(p, _)| p),
             timeout,
+            ca_file,
         })
     }
 
@@ -713,6 +724,34 @@ mod tests {
         let text = "email:\n  smtp: {host: h, username: me, password: hunter2-in-yaml}\n  from: a@b.c\nprograms: {}\n";
         let p = problem_at(text, "email.smtp.password", "never goes in the config file");
         assert!(!p.to_string().contains("hunter2"), "{p}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_pem_certificate_and_is_kept_by_path()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("tm.yaml");
+        let ca = dir.path().join("ca.pem");
+        let text = "email:\n  smtp: {host: h, ca_file: ca.pem}\n  from: a@b.c\nprograms: {}\n";
+        let err = parse(text, &file)
+            .err()
+            .ok_or("a missing CA file was accepted")?;
+        assert!(err.to_string().contains("email.smtp.ca_file"), "{err}");
+        std::fs::write(&ca, "not a certificate\n")?;
+        let err = parse(text, &file)
+            .err()
+            .ok_or("a CA file without PEM was accepted")?;
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )?;
+        let config = parse(text, &file)?;
+        assert_eq!(config.email.ok_or("no email")?.smtp.ca_file, Some(ca));
+        Ok(())
     }
 
     #[test]
