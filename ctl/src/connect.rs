@@ -240,6 +240,11 @@ impl Session {
         }
     }
 
+    /// Where this session connects (for a second connection).
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
     /// Forgets the connection; the next command reconnects.
     pub fn disconnect(&mut self) {
         self.client = None;

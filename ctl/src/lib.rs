@@ -16,6 +16,7 @@ pub mod args;
 pub mod command;
 pub mod connect;
 pub mod interrupt;
+pub mod progress;
 pub mod render;
 pub mod run;
 pub mod shell;

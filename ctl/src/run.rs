@@ -12,6 +12,7 @@ use crate::Code;
 use crate::command::{COMMANDS, Command, Invocation};
 use crate::connect::{ConnectError, ConnectOptions, Session};
 use crate::interrupt;
+use crate::progress::Progress;
 use crate::render::{self, Rendered};
 use proto::{
     Client, ClientError, Outcome, ProcessInfo, ProcessState, ReloadSummary, Request, Response,
@@ -34,8 +35,9 @@ enum CallError {
     Connect(#[from] ConnectError),
     #[error("lost connection to taskmasterd: {0}")]
     Lost(ClientError),
-    #[error("interrupted")]
-    Interrupted,
+    /// Ctrl-C in the shell; what the daemon goes on doing, if known.
+    #[error("{}", .0.as_deref().unwrap_or("interrupted"))]
+    Interrupted(Option<String>),
 }
 
 impl CallError {
@@ -46,13 +48,13 @@ impl CallError {
             CallError::Connect(ConnectError::ConfigRead { .. })
             | CallError::Connect(ConnectError::ConfigSyntax { .. }) => "config",
             CallError::Connect(_) | CallError::Lost(_) => "unreachable",
-            CallError::Interrupted => "interrupted",
+            CallError::Interrupted(_) => "interrupted",
         }
     }
 
     fn code(&self) -> Code {
         match self {
-            CallError::Interrupted => Code::Failed,
+            CallError::Interrupted(_) => Code::Failed,
             _ => Code::Unreachable,
         }
     }
@@ -360,7 +362,7 @@ impl Runner {
         out.flush()?;
         let result = loop {
             let chunk = match self.session.client() {
-                Ok((client, _)) => recv(client, self.interruptible),
+                Ok((client, _)) => recv(client, self.interruptible, None),
                 Err(e) => Err(CallError::Connect(e)),
             };
             match chunk {
@@ -379,7 +381,7 @@ impl Runner {
                     let _ = writeln!(err, "error: unexpected reply from taskmasterd: {other:?}");
                     break Ok(Code::Failed);
                 }
-                Err(CallError::Interrupted) => break Ok(Code::Ok),
+                Err(CallError::Interrupted(_)) => break Ok(Code::Ok),
                 // The daemon ended the stream: it stopped, or the program
                 // was removed by a reload. A new connection tells which.
                 Err(CallError::Lost(ClientError::Closed)) => {
@@ -420,6 +422,10 @@ impl Runner {
         // stdout and nothing on stderr; without, text on stderr.
         if json {
             out.write_all(render::error_json(e.kind(), &e.to_string()).as_bytes())?;
+        } else if let CallError::Interrupted(_) = e {
+            // The terminal shows `^C` where the cursor was: a line of its
+            // own, and not an error of the daemon's.
+            let _ = writeln!(err, "\n{e}");
         } else {
             let _ = writeln!(err, "error: {e}");
         }
@@ -433,13 +439,14 @@ impl Runner {
         if interruptible {
             interrupt::take();
         }
+        let mut progress = Progress::for_request(request, self.session.options());
         let mut retried = false;
         loop {
             let (client, fresh) = self.session.client()?;
             let result = client
                 .send(request)
                 .map_err(CallError::Lost)
-                .and_then(|()| recv(client, interruptible));
+                .and_then(|()| recv(client, interruptible, progress.as_mut()));
             match result {
                 Err(CallError::Lost(ClientError::Closed | ClientError::Io(_)))
                     if !fresh && !retried =>
@@ -474,10 +481,15 @@ fn may_wait_long(request: &Request) -> bool {
 
 /// One reply; when `interruptible`, wakes up regularly to see whether Ctrl-C
 /// was hit.
-fn recv(client: &mut Client, interruptible: bool) -> Result<Response, CallError> {
-    let timeout = interruptible.then_some(INTERRUPT_POLL);
+fn recv(
+    client: &mut Client,
+    interruptible: bool,
+    mut progress: Option<&mut Progress>,
+) -> Result<Response, CallError> {
+    let wake = interruptible || progress.is_some();
+    let timeout = wake.then_some(INTERRUPT_POLL);
     client.set_read_timeout(timeout).map_err(CallError::Lost)?;
-    if !interruptible {
+    if !wake {
         return client.recv().map_err(CallError::Lost);
     }
     loop {
@@ -488,8 +500,12 @@ fn recv(client: &mut Client, interruptible: bool) -> Result<Response, CallError>
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                if interrupt::take() {
-                    return Err(CallError::Interrupted);
+                if interruptible && interrupt::take() {
+                    let note = progress.as_deref_mut().map(Progress::interrupted);
+                    return Err(CallError::Interrupted(note));
+                }
+                if let Some(p) = progress.as_deref_mut() {
+                    p.tick(&mut io::stderr());
                 }
             }
             other => return other.map_err(CallError::Lost),

@@ -312,3 +312,27 @@ programs:
     assert!(out.stdout.contains("bad:0: ERROR"), "{out:?}");
     Ok(())
 }
+
+/// A long `stop` says, after a second, what it waits for and when SIGKILL
+/// comes; `status` shows the same countdown.
+#[test]
+fn a_long_stop_says_what_it_waits_for() -> TestResult {
+    let daemon = TestDaemon::start(
+        r#"
+programs:
+  slow:
+    cmd: "sh -c 'trap \"\" TERM; sleep 1000 & wait'"
+    starttime: 0
+    stoptime: 4
+"#,
+    )?;
+    let pid = daemon.running_pid("slow:0")?;
+    daemon.group_of(pid, 2)?;
+    let out = ctl_expect(&daemon, &["stop", "slow"], 0)?;
+    assert!(
+        out.stderr.contains("waiting for slow:0 (SIGKILL in "),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("slow:0: stopped"), "{out:?}");
+    Ok(())
+}

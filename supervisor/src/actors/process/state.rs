@@ -182,6 +182,17 @@ pub struct Machine {
     last_exit: Option<ExitStatus>,
     /// Why it is in BACKOFF or FATAL.
     reason: Option<String>,
+    /// While STOPPING: when the group gets SIGKILL (`stoptime` after the stop
+    /// signal), or that it got it, for `status` and a waiting client
+    /// (`SIGKILL in 7s`).
+    kill: Option<Kill>,
+}
+
+/// The SIGKILL of a stop: due at an instant, or sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    At(Instant),
+    Sent,
 }
 
 impl Default for Machine {
@@ -206,6 +217,7 @@ impl Machine {
             start_pending: false,
             last_exit: None,
             reason: None,
+            kill: None,
         }
     }
 
@@ -248,6 +260,22 @@ impl Machine {
     /// The status line's description.
     pub fn describe(&self, now: Instant) -> String {
         match self.state {
+            ProcessState::Stopping if self.kill.is_some() => {
+                let kill = match self.kill {
+                    // Whole seconds, rounded up: a countdown, not a measure.
+                    Some(Kill::At(at)) if at > now => {
+                        format!("SIGKILL in {}s", (at - now).as_secs_f64().ceil())
+                    }
+                    _ => "SIGKILL sent".to_string(),
+                };
+                match (self.pid, self.pgid) {
+                    (Some(pid), _) => format!("pid {pid}, stopping, {kill}"),
+                    (None, Some(pgid)) => {
+                        format!("waiting for process group {pgid} to exit, {kill}")
+                    }
+                    (None, None) => format!("stopping, {kill}"),
+                }
+            }
             ProcessState::Starting | ProcessState::Running | ProcessState::Stopping => {
                 match (self.pid, self.pgid) {
                     (Some(pid), _) => format!("pid {pid}, uptime {}", hms(self.uptime(now))),
@@ -270,7 +298,7 @@ impl Machine {
         let mut fx = Vec::new();
         match ev {
             Event::Start => self.on_start(&mut fx),
-            Event::Stop => self.on_stop(policy, &mut fx),
+            Event::Stop => self.on_stop(policy, now, &mut fx),
             Event::Spawned { pid } => {
                 if self.state == ProcessState::Starting && self.pid.is_none() {
                     self.pid = Some(pid);
@@ -343,7 +371,7 @@ impl Machine {
         }
     }
 
-    fn on_stop(&mut self, policy: &Policy, fx: &mut Vec<Effect>) {
+    fn on_stop(&mut self, policy: &Policy, now: Instant, fx: &mut Vec<Effect>) {
         match self.state {
             ProcessState::Starting | ProcessState::Running => {
                 if self.state == ProcessState::Starting {
@@ -352,6 +380,7 @@ impl Machine {
                     )));
                 }
                 self.state = ProcessState::Stopping;
+                self.kill = Some(Kill::At(now + policy.stoptime));
                 let signal = policy.stopsignal;
                 fx.push(Effect::Log(
                     Level::Info,
@@ -468,6 +497,7 @@ impl Machine {
                         format!("killed after stoptime ({})", secs(policy.stoptime)),
                     ));
                     fx.push(Effect::KillGroup { pgid });
+                    self.kill = Some(Kill::Sent);
                 }
             }
             ProcessState::Stopped
@@ -1216,7 +1246,7 @@ mod tests {
         assert_eq!(fx, vec![Effect::WatchGroup { pgid: PID }]);
         assert_eq!(
             m.describe(t0),
-            format!("waiting for process group {PID} to exit")
+            format!("waiting for process group {PID} to exit, SIGKILL sent")
         );
         let fx = acts(m.on_event(Event::GroupGone { pgid: PID }, &p, t0));
         assert_eq!(fx, vec![stopped("stopped")]);
@@ -1274,6 +1304,21 @@ mod tests {
         m.on_event(Event::GroupGone { pgid: PID }, &p, t0);
         assert_eq!(m.describe(t0), "exit status 0");
         assert_eq!(hms(Duration::from_secs(59)), "0:00:59");
+        // STOPPING counts down to the SIGKILL (stoptime after the stop).
+        let (mut m, _) = machine_in(Running, t0);
+        m.on_event(Event::Stop, &p, t0);
+        let killing = p.stoptime;
+        assert_eq!(
+            m.describe(t0 + Duration::from_millis(200)),
+            format!(
+                "pid {PID}, stopping, SIGKILL in {}s",
+                (killing - Duration::from_millis(200)).as_secs_f64().ceil()
+            )
+        );
+        assert_eq!(
+            m.describe(t0 + killing),
+            format!("pid {PID}, stopping, SIGKILL sent")
+        );
         assert_eq!(secs(Duration::from_millis(300)), "0.3s");
     }
 
