@@ -8,7 +8,7 @@
 
 use proto::{
     NotifyTestRequest, OutputStream, PidRequest, Request, RestartRequest, Signal, StartRequest,
-    StatusRequest, StopRequest, TailRequest,
+    StatusRequest, StopRequest, TailRequest, Target,
 };
 use std::fmt;
 
@@ -479,8 +479,7 @@ fn parse_tail(args: &[&str]) -> Result<Command, UsageError> {
         [_, s] => return Err(err(format!("unknown stream {s:?} (stdout or stderr)"))),
         _ => return Err(err("tail takes one target".into())),
     };
-    check_target(target).map_err(err)?;
-    if target == "all" {
+    if check_target(target).map_err(err)? == Target::All {
         return Err(err("tail needs one process, not all".into()));
     }
     Ok(Command::Tail {
@@ -510,25 +509,16 @@ fn targets(name: &'static str, args: &[&str], required: bool) -> Result<Vec<Stri
     args.iter()
         .map(|t| {
             check_target(t)
-                .map(|()| t.to_string())
+                .map(|_| t.to_string())
                 .map_err(|m| UsageError::new(name, m))
         })
         .collect()
 }
 
-/// `NAME`, `NAME:INDEX` or `all`; anything else is a typo worth catching here.
-pub fn check_target(t: &str) -> Result<(), String> {
-    let (name, index) = match t.split_once(':') {
-        Some((n, i)) => (n, Some(i)),
-        None => (t, None),
-    };
-    let index_ok = index.is_none_or(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
-    if name.is_empty() || !index_ok || name.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "bad target {t:?} (expected NAME, NAME:INDEX or all)"
-        ));
-    }
-    Ok(())
+/// `NAME`, `NAME:INDEX` or `all` ([`Target`], the daemon's own parser);
+/// anything else is a typo worth catching here.
+pub fn check_target(t: &str) -> Result<Target, String> {
+    t.parse::<Target>().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -27,12 +27,14 @@ mod codec;
 mod request;
 mod response;
 mod signal;
+mod target;
 
 pub use client::{Client, ClientError};
 pub use codec::{CodecError, JsonLinesCodec};
 pub use request::*;
 pub use response::*;
 pub use signal::{Signal, UnknownSignal};
+pub use target::{BadTarget, Target};
 
 /// Bumped only on breaking wire changes, never with the crate version.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -2,7 +2,7 @@
 //! [`ProgramActor`] per program, and is the only door into them.
 //!
 //! Every client request arrives here as [`Control`] (from a session actor):
-//! targets are resolved (`NAME`, `NAME:INDEX`, `all`) against the running
+//! targets are parsed ([`proto::Target`]: `NAME`, `NAME:INDEX`, `all`) and resolved against the running
 //! config, the work is fanned out to the program actors, and the answers are
 //! gathered into one [`proto::Response`]. Signals arrive as [`Shutdown`] (and,
 //! later, reload). Shutdown is phased: stop accepting sessions, retire every
@@ -32,7 +32,7 @@ use actix::{
 use futures::future::join_all;
 use proto::{
     AvailEntry, Done, ErrorKind, ErrorReply, PidEntry, ProcessInfo, ReloadSummary, Request,
-    Response, TailReply, VersionInfo,
+    Response, TailReply, Target, VersionInfo,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,23 +138,18 @@ impl Registry {
         let mut chosen: BTreeMap<String, Option<Vec<u32>>> = BTreeMap::new();
         for target in targets {
             let target = target.trim();
-            if target == "all" {
-                for name in self.programs.keys() {
-                    chosen.insert(name.clone(), None);
+            let parsed = target
+                .parse::<Target>()
+                .map_err(|e| TargetError(ErrorKind::UnknownTarget, e.to_string()))?;
+            let (name, index) = match &parsed {
+                Target::All => {
+                    for name in self.programs.keys() {
+                        chosen.insert(name.clone(), None);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let (name, index) = match target.rsplit_once(':') {
-                Some((name, index)) => {
-                    let index = index.parse::<u32>().map_err(|_| {
-                        TargetError(
-                            ErrorKind::UnknownTarget,
-                            format!("bad target {target:?}: the index after ':' must be a number"),
-                        )
-                    })?;
-                    (name, Some(index))
-                }
-                None => (target, None),
+                Target::Program(name) => (name.as_str(), None),
+                Target::Instance(name, index) => (name.as_str(), Some(*index)),
             };
             let Some(numprocs) = self.numprocs(name) else {
                 return Err(TargetError(

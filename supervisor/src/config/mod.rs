@@ -205,7 +205,7 @@ impl ProgramConfig {
 
     /// `NAME:INDEX`.
     pub fn instance_name(&self, index: u32) -> String {
-        format!("{}:{}", self.name, index)
+        proto::Target::Instance(self.name.clone(), index).to_string()
     }
 }
 

@@ -290,7 +290,7 @@ impl Ctx {
             let path = join("programs", name);
             let name_ok = valid_program_name(name);
             if !name_ok {
-                let why = if name.eq_ignore_ascii_case("all") {
+                let why = if proto::Target::is_reserved(name) {
                     "`all` is reserved: the control shell uses it to mean every program".to_string()
                 } else {
                     format!(
@@ -1004,11 +1004,12 @@ fn to_u32(n: i128) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// `NAME`, `NAME:INDEX` and `all` are control-shell targets, so names stay
-/// simple and `all` is taken.
+/// `NAME`, `NAME:INDEX` and `all` are control-shell targets
+/// ([`proto::Target`]), so names stay simple (no `:`, no spaces) and `all` is
+/// taken.
 fn valid_program_name(name: &str) -> bool {
     !name.is_empty()
-        && !name.eq_ignore_ascii_case("all")
+        && !proto::Target::is_reserved(name)
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
