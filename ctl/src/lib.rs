@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod command;
+pub mod commands;
 pub mod connect;
 pub mod interrupt;
 pub mod progress;

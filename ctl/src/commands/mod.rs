@@ -1,0 +1,227 @@
+//! The registry of `taskmasterctl`'s verbs, one file each, and the argument
+//! helpers they share.
+//!
+//! A verb's file holds its [`CommandSpec`] (name, usage, about, aliases) and
+//! its argument parsing, with their tests. [`COMMANDS`] lists the verbs, one
+//! line each, in the order `help` shows them: the parser
+//! ([`crate::command::parse_words`]), `help` and completion read it, so a new
+//! verb is its file plus one line here (and, while replies are rendered in
+//! `render.rs` and run in `run.rs`, its variant of [`Command`] there).
+
+use crate::command::{Command, UsageError};
+use proto::Target;
+
+mod avail;
+mod help;
+mod notify_test;
+mod pid;
+mod quit;
+mod reload;
+mod restart;
+mod shutdown;
+mod signal;
+mod start;
+mod status;
+mod stop;
+mod tail;
+mod version;
+
+/// A command the user can type: its `help` text and its parser.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub about: &'static str,
+    /// Other words for it (supervisorctl's: `update` for `reload`).
+    pub aliases: &'static [&'static str],
+    /// Its arguments (after the name, `--json` removed) to a [`Command`].
+    pub parse: fn(&[&str]) -> Result<Command, UsageError>,
+}
+
+/// Every command, in the order `help` lists them: one line per verb.
+pub const COMMANDS: &[CommandSpec] = &[
+    status::SPEC,
+    start::SPEC,
+    stop::SPEC,
+    restart::SPEC,
+    signal::SPEC,
+    pid::SPEC,
+    tail::SPEC,
+    reload::SPEC,
+    avail::SPEC,
+    shutdown::SPEC,
+    version::SPEC,
+    notify_test::SPEC,
+    help::SPEC,
+    quit::SPEC,
+];
+
+/// The spec of a command name or alias, in any case (`STATUS`, `exit`).
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    let name = name.to_ascii_lowercase();
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.aliases.contains(&name.as_str()))
+}
+
+/// Whether a word is an option (`-f`, `--wait`), not `-` alone.
+pub(crate) fn is_option(a: &str) -> bool {
+    a.len() > 1 && a.starts_with('-')
+}
+
+/// Refuses any option: for the verbs that take none.
+pub(crate) fn no_options(name: &'static str, args: &[&str]) -> Result<(), UsageError> {
+    match args.iter().find(|a| is_option(a)) {
+        Some(a) => Err(UsageError::new(name, format!("unknown option {a:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// The words of `args` as targets, each checked by [`check_target`].
+pub(crate) fn targets(
+    name: &'static str,
+    args: &[&str],
+    required: bool,
+) -> Result<Vec<String>, UsageError> {
+    no_options(name, args)?;
+    if required && args.is_empty() {
+        return Err(UsageError::new(name, "missing target"));
+    }
+    args.iter()
+        .map(|t| {
+            check_target(t)
+                .map(|_| t.to_string())
+                .map_err(|m| UsageError::new(name, m))
+        })
+        .collect()
+}
+
+/// `NAME`, `NAME:INDEX` or `all` ([`Target`], the daemon's own parser);
+/// anything else is a typo worth catching here.
+pub fn check_target(t: &str) -> Result<Target, String> {
+    t.parse::<Target>().map_err(|e| e.to_string())
+}
+
+/// The value of `--timeout`: a positive number of seconds.
+pub(crate) fn seconds(
+    name: &'static str,
+    value: Option<&str>,
+) -> Result<std::time::Duration, UsageError> {
+    let err = |m: String| UsageError::new(name, m);
+    let value = value.ok_or_else(|| err("--timeout needs a number of seconds".into()))?;
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(err(format!(
+            "--timeout takes a positive number of seconds, not {value:?}"
+        ))),
+    }
+}
+
+/// `[--no-wait] [--timeout SECONDS] TARGET...` of start, stop and restart
+/// (`--timeout` only where `timeout` is allowed): (targets, wait, timeout).
+pub(crate) type WaitTargets = (Vec<String>, bool, Option<std::time::Duration>);
+
+pub(crate) fn wait_targets(
+    name: &'static str,
+    args: &[&str],
+    with_timeout: bool,
+) -> Result<WaitTargets, UsageError> {
+    let mut wait = true;
+    let mut timeout = None;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        if *a == "--no-wait" {
+            wait = false;
+        } else if *a == "--timeout" && with_timeout {
+            timeout = Some(seconds(name, args.next().copied())?);
+        } else {
+            rest.push(*a);
+        }
+    }
+    Ok((targets(name, &rest, true)?, wait, timeout))
+}
+
+/// Refuses any argument: for the verbs that take none.
+pub(crate) fn no_arguments(name: &'static str, args: &[&str]) -> Result<(), UsageError> {
+    match args.first() {
+        Some(extra) => Err(UsageError::new(
+            name,
+            format!("{name} takes no arguments (got {extra:?})"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::command::{Command, UsageError, parse_line};
+
+    pub fn cmd(line: &str) -> Command {
+        match parse_line(line) {
+            Ok(Some(inv)) => inv.command,
+            other => panic!("{line:?} did not parse: {other:?}"),
+        }
+    }
+
+    pub fn usage_err(line: &str) -> UsageError {
+        match parse_line(line) {
+            Err(e) => e,
+            other => panic!("{line:?} should be a usage error, got {other:?}"),
+        }
+    }
+
+    pub fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::parse_words;
+
+    /// The usage line with its optional parts and alternatives taken out and
+    /// its placeholders filled in: a command line that must parse.
+    fn example(usage: &str) -> Vec<String> {
+        let first = usage.split(" | ").next().unwrap_or(usage);
+        let mut words = Vec::new();
+        let mut depth = 0;
+        for w in first.split_whitespace() {
+            if w.starts_with('[') {
+                depth += w.matches('[').count();
+            }
+            let closes = w.matches(']').count();
+            if depth == 0 {
+                words.push(match w.trim_end_matches("...") {
+                    "TARGET" => "web:0".to_string(),
+                    "SIG" => "TERM".to_string(),
+                    "PROGRAM" => "web".to_string(),
+                    other => other.to_string(),
+                });
+            }
+            depth -= closes.min(depth);
+        }
+        words
+    }
+
+    #[test]
+    fn every_verb_has_help_and_parses_its_own_usage_example() {
+        let mut names = std::collections::BTreeSet::new();
+        for c in COMMANDS {
+            assert!(!c.about.is_empty(), "{}", c.name);
+            assert!(c.usage.starts_with(c.name), "{}: {}", c.name, c.usage);
+            for word in std::iter::once(&c.name).chain(c.aliases) {
+                assert!(names.insert(*word), "{word} is taken twice");
+            }
+            let words = example(c.usage);
+            match parse_words(&words) {
+                Ok(_) => {}
+                Err(e) => panic!("{}: {words:?} does not parse: {e}", c.name),
+            }
+            for alias in c.aliases {
+                assert_eq!(spec(alias).map(|s| s.name), Some(c.name));
+            }
+        }
+    }
+}
