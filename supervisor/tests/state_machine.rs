@@ -36,8 +36,8 @@ use proto::{ProcessState, Signal};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use supervisor::actors::process::state::{Effect, Event, Machine, Policy, Resolve};
-use supervisor::actors::reaper::ExitStatus;
 use supervisor::config::AutoRestart;
+use supervisor::sys::exit::ExitStatus;
 
 /// One thing that happens to the instance, from outside the machine.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@
 //! Handles: the SIGCHLD stream. Sends: [`ChildExited`] to process actors.
 //! Stops: never (with the System).
 
+use crate::sys::exit::ExitStatus;
 use actix::{Actor, AsyncContext, Context, Message, Recipient, StreamHandler};
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -23,43 +24,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
-
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// It called `exit(code)`.
-    Code(i32),
-    /// A signal killed it.
-    Signaled { signal: i32, core_dumped: bool },
-}
-
-impl ExitStatus {
-    /// The exit code, when it exited rather than being killed.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(c) => Some(c),
-            ExitStatus::Signaled { .. } => None,
-        }
-    }
-}
-
-impl fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExitStatus::Code(c) => write!(f, "exit status {c}"),
-            ExitStatus::Signaled {
-                signal,
-                core_dumped,
-            } => {
-                write!(f, "killed by {}", proto::Signal::describe_number(*signal))?;
-                if *core_dumped {
-                    f.write_str(" (core dumped)")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
 
 /// A watched child has ended; sent to the recipient registered for its pid.
 #[derive(Debug, Clone, Copy, Message)]

@@ -2,9 +2,9 @@
 //! instances' stderr tails), and its way out: the lettre message and the
 //! SMTP transport built from the `email:` section.
 
-use crate::actors::reaper::ExitStatus;
 use crate::config::email::Secret;
 use crate::config::{EmailConfig, NotifyEvent, SmtpTls};
+use crate::sys::exit::ExitStatus;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};

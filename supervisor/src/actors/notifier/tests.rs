@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::actors::process::{self, InstanceContext, ProcessActor};
-use crate::actors::reaper::{ChildTable, ExitStatus, Reaper};
+use crate::actors::reaper::{ChildTable, Reaper};
 use crate::config::{AutoRestart, NotifyEvent};
+use crate::sys::exit::ExitStatus;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 

@@ -46,9 +46,10 @@ pub mod state;
 mod vfork;
 
 use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
-use crate::actors::reaper::{ChildExited, ChildTable, ExitStatus};
-use crate::config::{NotifyEvent, OutputTarget, ProgramConfig};
+use crate::actors::reaper::{ChildExited, ChildTable};
+use crate::config::{OutputTarget, ProgramConfig};
 use crate::descendants::{self, InstanceCgroup, Known, fallback};
+use crate::sys::exit::ExitStatus;
 use crate::sys::{pgroup, procfs};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
@@ -267,7 +268,8 @@ impl ProcessActor {
 
     /// Reports what the last event did to the Notifier, when the program
     /// has rules: the state entered (FATAL, BACKOFF, EXITED, RUNNING,
-    /// STOPPED) and an unexpected exit. A program without rules pays one
+    /// STOPPED) and an unexpected exit, as the pure
+    /// [`state::notifications`] decides. A program without rules pays one
     /// `is_empty`.
     fn notify(&self, before: ProcessState, exit: Option<ExitStatus>, at: Instant) {
         let Some(events) = &self.ctx.events else {
@@ -276,28 +278,15 @@ impl ProcessActor {
         if self.ctx.program.notify.is_empty() {
             return;
         }
-        let after = self.machine.state();
-        let mut happened = Vec::with_capacity(2);
-        if let Some(status) = exit
-            && matches!(before, ProcessState::Starting | ProcessState::Running)
-            && !self.policy.is_expected(status)
-        {
-            happened.push(NotifyEvent::UnexpectedExit);
-        }
-        let entered = match (before, after) {
-            (b, a) if b == a => None,
-            (_, ProcessState::Running) => Some(NotifyEvent::Started),
-            (_, ProcessState::Fatal) => Some(NotifyEvent::Fatal),
-            (_, ProcessState::Backoff) => Some(NotifyEvent::Backoff),
-            (_, ProcessState::Exited) => Some(NotifyEvent::Exited),
-            (_, ProcessState::Stopped) => Some(NotifyEvent::Stopped),
-            // A restart: the group went away and the remembered start began.
-            (ProcessState::Stopping, ProcessState::Starting) => Some(NotifyEvent::Stopped),
-            _ => None,
-        };
-        happened.extend(entered);
+        let happened = state::notifications(
+            before,
+            self.machine.state(),
+            exit,
+            self.machine.last_exit(),
+            &self.policy,
+        );
         let program = &self.ctx.program;
-        for event in happened {
+        for (event, exit) in happened {
             if !program.notify.iter().any(|r| r.wants(event)) {
                 continue;
             }
@@ -309,12 +298,7 @@ impl ProcessActor {
                     instance: self.name(),
                     event,
                     time: SystemTime::now(),
-                    exit: match event {
-                        NotifyEvent::Started => None,
-                        // The leader's exit came before the group was gone.
-                        NotifyEvent::Stopped => self.machine.last_exit(),
-                        _ => exit,
-                    },
+                    exit,
                     restarts: self.machine.restarts(),
                     detail: self.state_line(at),
                 },

@@ -49,9 +49,13 @@
 //! Every leader exit outside a stop is followed by `KillRemnants`: whatever
 //! is left in its process group is SIGKILLed, so a restart never runs beside
 //! the previous run's leftovers.
+//!
+//! Which `notify:` events a transition raises is decided here too, by
+//! [`notifications`], from the states before and after an event; the actor
+//! only sends what it returns.
 
-use crate::actors::reaper::ExitStatus;
-use crate::config::{AutoRestart, ProgramConfig};
+use crate::config::{AutoRestart, NotifyEvent, ProgramConfig};
+use crate::sys::exit::ExitStatus;
 use proto::{ProcessState, Signal};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -584,6 +588,55 @@ impl Machine {
 pub fn backoff_delay(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_MAX)
+}
+
+/// The `notify:` events one [`Machine::on_event`] raised, in the order they
+/// are sent, each with the exit status its notice reports. `before` and
+/// `after` are the states around the event, `exit` the status it carried (an
+/// [`Event::Exited`]), `last_exit` the machine's last leader exit after it.
+///
+/// An exit is unexpected when the instance was STARTING or RUNNING (not
+/// stopping) and the status is not in `exitcodes`. Entering RUNNING, FATAL,
+/// BACKOFF, EXITED or STOPPED raises that state's event; a restart (STOPPING
+/// straight to STARTING: the group went away and the remembered start began)
+/// raises STOPPED. A STOPPED notice reports the leader's exit, which came
+/// before the group was gone; a STARTED one reports none.
+pub fn notifications(
+    before: ProcessState,
+    after: ProcessState,
+    exit: Option<ExitStatus>,
+    last_exit: Option<ExitStatus>,
+    policy: &Policy,
+) -> Vec<(NotifyEvent, Option<ExitStatus>)> {
+    let mut happened = Vec::with_capacity(2);
+    if let Some(status) = exit
+        && matches!(before, ProcessState::Starting | ProcessState::Running)
+        && !policy.is_expected(status)
+    {
+        happened.push(NotifyEvent::UnexpectedExit);
+    }
+    let entered = match (before, after) {
+        (b, a) if b == a => None,
+        (_, ProcessState::Running) => Some(NotifyEvent::Started),
+        (_, ProcessState::Fatal) => Some(NotifyEvent::Fatal),
+        (_, ProcessState::Backoff) => Some(NotifyEvent::Backoff),
+        (_, ProcessState::Exited) => Some(NotifyEvent::Exited),
+        (_, ProcessState::Stopped) => Some(NotifyEvent::Stopped),
+        (ProcessState::Stopping, ProcessState::Starting) => Some(NotifyEvent::Stopped),
+        _ => None,
+    };
+    happened.extend(entered);
+    happened
+        .into_iter()
+        .map(|event| {
+            let reported = match event {
+                NotifyEvent::Started => None,
+                NotifyEvent::Stopped => last_exit,
+                _ => exit,
+            };
+            (event, reported)
+        })
+        .collect()
 }
 
 /// `H:MM:SS`.
@@ -1343,5 +1396,87 @@ mod tests {
         let (mut m, _) = machine_in(Starting, t0);
         let fx = m.on_event(exited(1), &p, t0);
         assert!(fx.contains(&Effect::Log(Level::Info, "BACKOFF: retry in 1s".into())));
+    }
+
+    #[test]
+    fn notifications_follow_the_transition_table() {
+        use NotifyEvent as N;
+        let code = ExitStatus::Code;
+        let sig = ExitStatus::Signaled {
+            signal: 9,
+            core_dumped: false,
+        };
+        let last = Some(code(3));
+        type Row = (
+            ProcessState,
+            ProcessState,
+            Option<ExitStatus>,
+            Vec<(NotifyEvent, Option<ExitStatus>)>,
+        );
+        let rows: Vec<Row> = vec![
+            // No change, no exit: nothing.
+            (Running, Running, None, vec![]),
+            (Stopped, Stopped, None, vec![]),
+            // States entered.
+            (Starting, Running, None, vec![(N::Started, None)]),
+            (Backoff, Starting, None, vec![]),
+            (Stopped, Starting, None, vec![]),
+            (Backoff, Stopped, None, vec![(N::Stopped, last)]),
+            (Stopping, Stopped, None, vec![(N::Stopped, last)]),
+            (Starting, Fatal, None, vec![(N::Fatal, None)]),
+            // A restart: the remembered start began once the group was gone.
+            (Stopping, Starting, None, vec![(N::Stopped, last)]),
+            // Exits: expected (code 0) or not (code 1, any signal).
+            (
+                Running,
+                Exited,
+                Some(code(0)),
+                vec![(N::Exited, Some(code(0)))],
+            ),
+            (
+                Running,
+                Exited,
+                Some(code(1)),
+                vec![
+                    (N::UnexpectedExit, Some(code(1))),
+                    (N::Exited, Some(code(1))),
+                ],
+            ),
+            (
+                Running,
+                Starting,
+                Some(sig),
+                vec![(N::UnexpectedExit, Some(sig))],
+            ),
+            (Running, Starting, Some(code(0)), vec![]),
+            (
+                Starting,
+                Backoff,
+                Some(code(1)),
+                vec![
+                    (N::UnexpectedExit, Some(code(1))),
+                    (N::Backoff, Some(code(1))),
+                ],
+            ),
+            (
+                Running,
+                Fatal,
+                Some(code(1)),
+                vec![
+                    (N::UnexpectedExit, Some(code(1))),
+                    (N::Fatal, Some(code(1))),
+                ],
+            ),
+            // An exit during a stop is never unexpected.
+            (Stopping, Stopping, Some(sig), vec![]),
+            (Stopping, Stopped, Some(code(1)), vec![(N::Stopped, last)]),
+        ];
+        for (before, after, exit, want) in rows {
+            assert_eq!(
+                notifications(before, after, exit, last, &policy()),
+                want,
+                "{before} -> {after} with exit {exit:?}"
+            );
+        }
     }
 }
