@@ -11,10 +11,7 @@
 //! verb's spec and argument parsing is in its own file under
 //! [`crate::commands`], found through the registry there.
 
-use proto::{
-    NotifyTestRequest, OutputStream, PidRequest, Request, RestartRequest, Signal, StartRequest,
-    StatusRequest, StopRequest, TailRequest,
-};
+use proto::{OutputStream, Request, Signal};
 use std::fmt;
 
 pub use crate::commands::{COMMANDS, CommandSpec, spec};
@@ -89,59 +86,30 @@ pub enum Command {
 }
 
 impl Command {
-    /// The request this command sends, `None` for the local ones.
+    /// The verb it is, to find its spec (and so its renderer) in the registry.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status { .. } => "status",
+            Command::Start { .. } => "start",
+            Command::Stop { .. } => "stop",
+            Command::Restart { .. } => "restart",
+            Command::Signal { .. } => "signal",
+            Command::Pid { .. } => "pid",
+            Command::Tail { .. } => "tail",
+            Command::Reload { .. } => "reload",
+            Command::Shutdown => "shutdown",
+            Command::Version => "version",
+            Command::Avail => "avail",
+            Command::NotifyTest { .. } => "notify-test",
+            Command::Help { .. } => "help",
+            Command::Quit => "quit",
+        }
+    }
+
+    /// The request this command sends (its verb's `request`), `None` for
+    /// the local ones.
     pub fn request(&self) -> Option<Request> {
-        Some(match self {
-            Command::Status { targets } => StatusRequest {
-                targets: targets.clone(),
-            }
-            .into(),
-            Command::Start { targets, wait, .. } => StartRequest {
-                targets: targets.clone(),
-                wait: *wait,
-            }
-            .into(),
-            Command::Stop { targets, wait } => StopRequest {
-                targets: targets.clone(),
-                wait: *wait,
-            }
-            .into(),
-            Command::Restart { targets, wait } => RestartRequest {
-                targets: targets.clone(),
-                wait: *wait,
-            }
-            .into(),
-            Command::Signal { signal, targets } => proto::SignalRequest {
-                signal: *signal,
-                targets: targets.clone(),
-            }
-            .into(),
-            Command::Pid { target } => PidRequest {
-                target: target.clone(),
-            }
-            .into(),
-            Command::Tail {
-                target,
-                stream,
-                lines,
-                follow,
-            } => TailRequest {
-                target: target.clone(),
-                stream: *stream,
-                lines: *lines,
-                follow: *follow,
-            }
-            .into(),
-            Command::Reload { .. } => Request::Reload,
-            Command::Shutdown => Request::Shutdown,
-            Command::Version => Request::Version,
-            Command::Avail => Request::Avail,
-            Command::NotifyTest { program } => NotifyTestRequest {
-                program: program.clone(),
-            }
-            .into(),
-            Command::Help { .. } | Command::Quit => return None,
-        })
+        spec(self.name()).and_then(|s| (s.request)(self))
     }
 }
 
@@ -250,6 +218,7 @@ mod tests {
     use super::*;
 
     use crate::commands::test_support::{cmd, usage_err, v};
+    use proto::{NotifyTestRequest, StartRequest, TailRequest};
 
     #[test]
     fn start_stop_restart_wait_unless_no_wait() {

@@ -3,9 +3,11 @@
 //!
 //! - [`args`]: the command line (clap).
 //! - [`command`]: words -> [`command::Command`] -> [`proto::Request`], usage errors.
+//! - [`commands`]: one file per verb (its help, parsing, request, text
+//!   rendering and completion) and the registry of verbs.
 //! - [`connect`]: the config's `server:` section, the token, the connection.
 //! - [`run`]: one command against the daemon, with its exit [`Code`].
-//! - [`render`]: replies -> text or JSON.
+//! - [`render`]: replies -> text or JSON (errors, `--json`, the tables).
 //! - [`shell`]: the interactive reedline shell and its completion.
 //! - [`interrupt`]: Ctrl-C handling for the shell.
 //!

@@ -4,6 +4,11 @@
 //! stderr text, exit code), so the whole output contract is unit-tested with
 //! golden strings and no socket. The exit code is decided here too, because
 //! it depends on the reply (a `start` whose outcome is not ok exits 1).
+//!
+//! What is shared lives here (errors, `--json`, the status/avail/pid tables,
+//! the reload summary, `help`); which reply answers which verb, and how its
+//! text is made from these pieces, is each verb's `render` in
+//! [`crate::commands`].
 
 use crate::Code;
 use crate::command::{COMMANDS, Command, TARGET_HELP, UsageError, spec};
@@ -20,7 +25,8 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    fn out(stdout: String, code: Code) -> Self {
+    /// Text on stdout.
+    pub fn out(stdout: String, code: Code) -> Self {
         Self {
             stdout,
             stderr: String::new(),
@@ -28,7 +34,8 @@ impl Rendered {
         }
     }
 
-    fn err(stderr: String, code: Code) -> Self {
+    /// Text on stderr.
+    pub fn err(stderr: String, code: Code) -> Self {
         Self {
             stdout: String::new(),
             stderr,
@@ -37,79 +44,40 @@ impl Rendered {
     }
 }
 
-/// Renders the reply to `command`.
+/// Renders the reply to `command`: errors and `--json` the same way for
+/// every verb, text by the verb's own `render` (which also refuses a reply
+/// that does not answer it: a daemon bug or a version skew, reported rather
+/// than printed as if it fit).
 pub fn response(command: &Command, reply: &Response, json: bool) -> Rendered {
-    if !fits(command, reply) {
+    let text = match reply {
+        Response::Error(e) => Some(Rendered::err(error_text(e), Code::Failed)),
+        _ => spec(command.name()).and_then(|s| (s.render)(reply)),
+    };
+    let Some(text) = text else {
         let message = unexpected(reply);
         return if json {
             Rendered::out(error_json("protocol", message.trim_end()), Code::Failed)
         } else {
             Rendered::err(message, Code::Failed)
         };
-    }
-    if json {
-        return response_json(reply);
-    }
-    match (command, reply) {
-        (_, Response::Error(e)) => Rendered::err(error_text(e), Code::Failed),
-        (Command::Status { .. }, Response::Status(infos)) => {
-            if infos.is_empty() {
-                Rendered::err("no processes\n".into(), Code::Ok)
-            } else {
-                Rendered::out(status_table(infos), Code::Ok)
-            }
-        }
-        (_, Response::Outcomes(outcomes)) => {
-            let code = if outcomes.iter().all(|o| o.ok) {
-                Code::Ok
-            } else {
-                Code::Failed
-            };
-            Rendered::out(outcomes_text(outcomes), code)
-        }
-        (_, Response::Pids(pids)) => Rendered::out(pids_text(pids), Code::Ok),
-        (_, Response::Tail(t)) => Rendered::out(lines_text(&t.lines), Code::Ok),
-        (_, Response::TailChunk(c)) => Rendered::out(c.data.clone(), Code::Ok),
-        (_, Response::Reload(summary)) => Rendered::out(reload_text(summary), Code::Ok),
-        (_, Response::Version(v)) => Rendered::out(
-            format!(
-                "taskmasterctl {}\ntaskmasterd {} (protocol {})\n",
-                proto::SUITE_VERSION,
-                v.daemon_version,
-                v.protocol_version
-            ),
-            Code::Ok,
-        ),
-        (_, Response::Done(d)) => Rendered::out(format!("{}\n", d.message), Code::Ok),
-        (_, Response::Avail(programs)) => Rendered::out(avail_table(programs), Code::Ok),
-        (_, other) => Rendered::err(unexpected(other), Code::Failed),
-    }
+    };
+    if json { response_json(reply) } else { text }
 }
 
-/// Whether `reply` is an answer to `command` at all; anything else is a
-/// daemon bug or a version skew, reported rather than printed as if it fit.
-fn fits(command: &Command, reply: &Response) -> bool {
-    use Command as C;
-    use Response as R;
-    matches!(
-        (command, reply),
-        (_, R::Error(_))
-            | (C::Status { .. }, R::Status(_))
-            | (
-                C::Start { .. }
-                    | C::Stop { .. }
-                    | C::Restart { .. }
-                    | C::Signal { .. }
-                    | C::NotifyTest { .. },
-                R::Outcomes(_) | R::Done(_)
-            )
-            | (C::Pid { .. }, R::Pids(_))
-            | (C::Tail { .. }, R::Tail(_) | R::TailChunk(_))
-            | (C::Reload { .. }, R::Reload(_) | R::Done(_))
-            | (C::Version, R::Version(_))
-            | (C::Avail, R::Avail(_))
-            | (C::Shutdown, R::Done(_))
-    )
+/// A `start`/`stop`/`restart`/`signal`/`notify-test` result: one line per
+/// outcome, exit 1 when one failed.
+pub fn outcomes(outcomes: &[Outcome]) -> Rendered {
+    let code = if outcomes.iter().all(|o| o.ok) {
+        Code::Ok
+    } else {
+        Code::Failed
+    };
+    Rendered::out(outcomes_text(outcomes), code)
+}
+
+/// The daemon's one-line answer.
+pub fn done(d: &proto::Done) -> Rendered {
+    Rendered::out(format!("{}\n", d.message), Code::Ok)
 }
 
 fn response_json(reply: &Response) -> Rendered {
@@ -231,7 +199,8 @@ pub fn pids_text(pids: &[PidEntry]) -> String {
     s
 }
 
-fn lines_text(lines: &[String]) -> String {
+/// Lines, each ended by a newline.
+pub fn lines_text(lines: &[String]) -> String {
     let mut s = String::new();
     for l in lines {
         s.push_str(l);

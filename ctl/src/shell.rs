@@ -1,11 +1,12 @@
 //! The interactive shell: reedline with history and Tab completion.
 //!
-//! Completion knows the command names, the live program and instance names
-//! (refreshed with a `status` at start, after every command, and when Tab is
-//! pressed on names older than a second, so a reload made by another client
-//! is completable at once), signal names after `signal`,
-//! and `stdout`/`stderr` after `tail TARGET`. The completion logic is the pure
-//! [`suggest`], unit-tested; the pty test drives the real thing.
+//! Completion knows the command names and aliases, and the live program and
+//! instance names (refreshed with a `status` at start, after every command,
+//! and when Tab is pressed on names older than a second, so a reload made by
+//! another client is completable at once); what a verb's arguments complete
+//! to (signal names after `signal`, `stdout`/`stderr` after `tail TARGET`)
+//! is in the verb's file ([`crate::commands`]). The completion logic is the
+//! pure [`suggest`], unit-tested; the pty test drives the real thing.
 //!
 //! Colours: typed input is drawn in the terminal's own colours (reedline's
 //! default highlighter paints it white, unreadable on a light background),
@@ -15,11 +16,12 @@
 //! prompt comes back; a vanished daemon is reported and reconnected to on the
 //! next command.
 
-use crate::command::{self, COMMANDS, Command};
+use crate::command::{self, Command};
+use crate::commands::{Completion, command_names};
 use crate::connect::ConnectOptions;
 use crate::run::Runner;
 use crate::{Code, interrupt, render, run_in_shell};
-use proto::{ProcessInfo, Signal};
+use proto::ProcessInfo;
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, Highlighter, KeyCode,
     KeyModifiers, MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch,
@@ -55,7 +57,8 @@ impl Names {
         }
     }
 
-    fn targets(&self, with_all: bool) -> Vec<String> {
+    /// `all` (if wanted), the programs, then the instances.
+    pub fn targets(&self, with_all: bool) -> Vec<String> {
         let mut v = Vec::with_capacity(self.programs.len() + self.instances.len() + 1);
         if with_all {
             v.push("all".to_string());
@@ -76,7 +79,13 @@ pub fn suggest(line: &str, pos: usize, names: &Names) -> Vec<Suggestion> {
     let words: Vec<&str> = before[..start].split_whitespace().collect();
     let candidates: Vec<String> = match words.split_first() {
         None => command_names(),
-        Some((cmd, args)) => arg_candidates(cmd, args, prefix, names),
+        Some((cmd, args)) => command::spec(cmd).map_or_else(Vec::new, |spec| {
+            (spec.complete)(&Completion {
+                args,
+                prefix,
+                names,
+            })
+        }),
     };
     let mut seen = std::collections::HashSet::new();
     candidates
@@ -92,43 +101,6 @@ pub fn suggest(line: &str, pos: usize, names: &Names) -> Vec<Suggestion> {
             ..Suggestion::default()
         })
         .collect()
-}
-
-fn command_names() -> Vec<String> {
-    let mut v: Vec<String> = COMMANDS.iter().map(|c| c.name.to_string()).collect();
-    v.push("exit".into());
-    v
-}
-
-fn arg_candidates(cmd: &str, args: &[&str], prefix: &str, names: &Names) -> Vec<String> {
-    // Positional arguments already typed, skipping options and `-n`'s value.
-    let mut positional = 0;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if *a == "-n" || *a == "--lines" {
-            it.next();
-        } else if !a.starts_with('-') {
-            positional += 1;
-        }
-    }
-    if args.last().is_some_and(|a| *a == "-n" || *a == "--lines") {
-        return Vec::new(); // a number comes next
-    }
-    let options = |opts: &[&str]| opts.iter().map(|s| s.to_string()).collect();
-    match cmd {
-        "status" => names.targets(true),
-        "start" | "stop" | "restart" if prefix.starts_with('-') => options(&["--no-wait"]),
-        "start" | "stop" | "restart" => names.targets(true),
-        "signal" if positional == 0 => Signal::ALL.iter().map(|s| s.name().into()).collect(),
-        "signal" => names.targets(true),
-        "pid" if positional == 0 => names.targets(true),
-        "tail" if prefix.starts_with('-') => options(&["-f", "-n"]),
-        "tail" if positional == 0 => names.targets(false),
-        "tail" if positional == 1 => options(&["stdout", "stderr"]),
-        "notify-test" if positional == 0 => names.programs.clone(),
-        "help" if positional == 0 => command_names(),
-        _ => Vec::new(),
-    }
 }
 
 /// Names older than this are fetched again when completion is asked for:

@@ -1,7 +1,7 @@
 //! `help [COMMAND]`: the list of commands, or one command's usage. Local:
 //! sends nothing (`render::help` writes the text from the registry).
 
-use super::{CommandSpec, spec};
+use super::{CommandSpec, Completion, command_names, local, no_reply, spec};
 use crate::command::{Command, UsageError};
 
 pub const SPEC: CommandSpec = CommandSpec {
@@ -10,6 +10,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "list the commands, or show one command's usage",
     aliases: &[],
     parse,
+    request: local,
+    render: no_reply,
+    complete,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -22,5 +25,13 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
             None => Err(UsageError::new(SPEC.name, format!("no command {cmd:?}"))),
         },
         _ => Err(UsageError::new(SPEC.name, "help takes at most one command")),
+    }
+}
+
+fn complete(c: &Completion<'_>) -> Vec<String> {
+    if c.positional(&[]) == 0 {
+        command_names()
+    } else {
+        Vec::new()
     }
 }

@@ -1,15 +1,22 @@
-//! The registry of `taskmasterctl`'s verbs, one file each, and the argument
-//! helpers they share.
+//! The registry of `taskmasterctl`'s verbs, one file each, and the pieces
+//! they share.
 //!
-//! A verb's file holds its [`CommandSpec`] (name, usage, about, aliases) and
-//! its argument parsing, with their tests. [`COMMANDS`] lists the verbs, one
-//! line each, in the order `help` shows them: the parser
-//! ([`crate::command::parse_words`]), `help` and completion read it, so a new
-//! verb is its file plus one line here (and, while replies are rendered in
-//! `render.rs` and run in `run.rs`, its variant of [`Command`] there).
+//! A verb's file holds its [`CommandSpec`]: name, usage, about and aliases
+//! (`update` for `reload`, `exit` for `quit`), its argument parsing, the
+//! request it sends, how its reply is rendered as text, and what its
+//! arguments complete to, with their tests. [`COMMANDS`] lists the verbs, one
+//! line each, in the order `help` shows them; the parser
+//! ([`crate::command::parse_words`]), [`Command::request`],
+//! [`crate::render::response`], `help` and the shell's completion all go
+//! through it. What stays shared: tokenizing and [`Command`] itself (the
+//! parsed arguments, one variant per verb, in `command.rs`), `--json` and
+//! error rendering and the tables (`render.rs`), and the connection and the
+//! waiting after `start`, `stop`, `reload --wait` and `tail -f` (`run.rs`).
 
 use crate::command::{Command, UsageError};
-use proto::Target;
+use crate::render::Rendered;
+use crate::shell::Names;
+use proto::{Request, Response, Target};
 
 mod avail;
 mod help;
@@ -36,6 +43,82 @@ pub struct CommandSpec {
     pub aliases: &'static [&'static str],
     /// Its arguments (after the name, `--json` removed) to a [`Command`].
     pub parse: fn(&[&str]) -> Result<Command, UsageError>,
+    /// The request it sends; `None` for the local verbs (`help`, `quit`).
+    pub request: fn(&Command) -> Option<Request>,
+    /// Its reply as text (`--json` and errors are rendered the same for
+    /// every verb); `None` when the reply does not answer this verb.
+    pub render: fn(&Response) -> Option<Rendered>,
+    /// What the shell offers for the word being typed after its name.
+    pub complete: fn(&Completion<'_>) -> Vec<String>,
+}
+
+/// What a verb's completion knows: the words typed after the verb's name, the
+/// start of the word under the cursor, and the names last seen from the daemon.
+#[derive(Debug)]
+pub struct Completion<'a> {
+    pub args: &'a [&'a str],
+    pub prefix: &'a str,
+    pub names: &'a Names,
+}
+
+impl Completion<'_> {
+    /// How many positional words are already typed, skipping options and the
+    /// value after each option of `with_value` (`-n 5`).
+    pub fn positional(&self, with_value: &[&str]) -> usize {
+        let mut positional = 0;
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            if with_value.contains(a) {
+                it.next();
+            } else if !a.starts_with('-') {
+                positional += 1;
+            }
+        }
+        positional
+    }
+
+    /// Whether the word under the cursor is an option.
+    pub fn option(&self) -> bool {
+        self.prefix.starts_with('-')
+    }
+}
+
+/// Candidates from a fixed list.
+pub(crate) fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// For the local verbs, which send nothing.
+pub(crate) fn local(_: &Command) -> Option<Request> {
+    None
+}
+
+/// For the local verbs, which get no reply.
+pub(crate) fn no_reply(_: &Response) -> Option<Rendered> {
+    None
+}
+
+/// The reply of the verbs that act on processes: outcomes, or a message.
+pub(crate) fn outcomes(reply: &Response) -> Option<Rendered> {
+    match reply {
+        Response::Outcomes(o) => Some(crate::render::outcomes(o)),
+        Response::Done(d) => Some(crate::render::done(d)),
+        _ => None,
+    }
+}
+
+/// For the verbs whose arguments have nothing to complete.
+pub(crate) fn nothing(_: &Completion<'_>) -> Vec<String> {
+    Vec::new()
+}
+
+/// Every command name and alias, in `help` order: what the first word completes to.
+pub fn command_names() -> Vec<String> {
+    COMMANDS
+        .iter()
+        .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every command, in the order `help` lists them: one line per verb.
@@ -216,7 +299,8 @@ mod tests {
             }
             let words = example(c.usage);
             match parse_words(&words) {
-                Ok(_) => {}
+                // And the command knows its verb, to be rendered by it.
+                Ok(inv) => assert_eq!(inv.command.name(), c.name),
                 Err(e) => panic!("{}: {words:?} does not parse: {e}", c.name),
             }
             for alias in c.aliases {

@@ -1,7 +1,9 @@
 //! `notify-test PROGRAM`: send a test notification through a program's rules.
 
-use super::{CommandSpec, no_options};
+use super::{CommandSpec, Completion, no_options, outcomes};
 use crate::command::{Command, UsageError};
+use proto::NotifyTestRequest;
+use proto::Request;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "notify-test",
@@ -9,6 +11,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "send a test notification through a program's rules",
     aliases: &[],
     parse,
+    request,
+    render: outcomes,
+    complete,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -22,4 +27,24 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
         [] => Err(err("missing program name".into())),
         _ => Err(err("notify-test takes one program name".into())),
     }
+}
+
+fn complete(c: &Completion<'_>) -> Vec<String> {
+    if c.positional(&[]) == 0 {
+        c.names.programs.clone()
+    } else {
+        Vec::new()
+    }
+}
+
+fn request(command: &Command) -> Option<Request> {
+    let Command::NotifyTest { program } = command else {
+        return None;
+    };
+    Some(
+        NotifyTestRequest {
+            program: program.clone(),
+        }
+        .into(),
+    )
 }

@@ -1,7 +1,12 @@
 //! `pid [TARGET]`: the daemon's pid, or the pids of a target.
 
-use super::{CommandSpec, targets};
+use super::{CommandSpec, Completion, targets};
+use crate::Code;
 use crate::command::{Command, UsageError};
+use crate::render::{self, Rendered};
+use proto::PidRequest;
+use proto::Request;
+use proto::Response;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "pid",
@@ -9,6 +14,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "print the daemon's pid, or the pids of a target",
     aliases: &[],
     parse,
+    request,
+    render,
+    complete,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -19,6 +27,33 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
     Ok(Command::Pid {
         target: targets.pop(),
     })
+}
+
+fn complete(c: &Completion<'_>) -> Vec<String> {
+    if c.positional(&[]) == 0 {
+        c.names.targets(true)
+    } else {
+        Vec::new()
+    }
+}
+
+fn render(reply: &Response) -> Option<Rendered> {
+    let Response::Pids(pids) = reply else {
+        return None;
+    };
+    Some(Rendered::out(render::pids_text(pids), Code::Ok))
+}
+
+fn request(command: &Command) -> Option<Request> {
+    let Command::Pid { target } = command else {
+        return None;
+    };
+    Some(
+        PidRequest {
+            target: target.clone(),
+        }
+        .into(),
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `quit` (or `exit`): leave the shell, like Ctrl-D. Local: sends nothing.
 
-use super::{CommandSpec, no_arguments};
+use super::{CommandSpec, local, no_arguments, no_reply, nothing};
 use crate::command::{Command, UsageError};
 
 pub const SPEC: CommandSpec = CommandSpec {
@@ -9,6 +9,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "leave the shell (Ctrl-D too)",
     aliases: &["exit"],
     parse,
+    request: local,
+    render: no_reply,
+    complete: nothing,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {

@@ -2,8 +2,12 @@
 //! the config file and apply what changed; `--wait` until every restarted or
 //! added process runs or failed.
 
-use super::{CommandSpec, seconds};
+use super::{CommandSpec, nothing, seconds};
+use crate::Code;
 use crate::command::{Command, UsageError};
+use crate::render::{self, Rendered};
+use proto::Request;
+use proto::Response;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "reload",
@@ -11,6 +15,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "re-read the config file and apply what changed",
     aliases: &["update"],
     parse,
+    request,
+    render,
+    complete: nothing,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -30,4 +37,16 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
         }
     }
     Ok(Command::Reload { wait, timeout })
+}
+
+fn render(reply: &Response) -> Option<Rendered> {
+    match reply {
+        Response::Reload(summary) => Some(Rendered::out(render::reload_text(summary), Code::Ok)),
+        Response::Done(d) => Some(render::done(d)),
+        _ => None,
+    }
+}
+
+fn request(_: &Command) -> Option<Request> {
+    Some(Request::Reload)
 }

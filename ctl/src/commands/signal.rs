@@ -1,9 +1,11 @@
 //! `signal SIG TARGET...`: send a signal to processes; the name is checked
 //! here, so a typo never reaches the daemon.
 
-use super::{CommandSpec, no_options, targets};
+use super::{CommandSpec, Completion, no_options, outcomes, targets};
 use crate::command::{Command, UsageError};
+use proto::Request;
 use proto::Signal;
+use proto::SignalRequest;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "signal",
@@ -11,6 +13,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "send a signal (TERM, HUP, USR1, ...) to processes",
     aliases: &[],
     parse,
+    request,
+    render: outcomes,
+    complete,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -24,6 +29,27 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
         signal,
         targets: targets(SPEC.name, rest, true)?,
     })
+}
+
+fn complete(c: &Completion<'_>) -> Vec<String> {
+    if c.positional(&[]) == 0 {
+        Signal::ALL.iter().map(|s| s.name().into()).collect()
+    } else {
+        c.names.targets(true)
+    }
+}
+
+fn request(command: &Command) -> Option<Request> {
+    let Command::Signal { signal, targets } = command else {
+        return None;
+    };
+    Some(
+        SignalRequest {
+            signal: *signal,
+            targets: targets.clone(),
+        }
+        .into(),
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! `tail [-f] [-n N] TARGET [stdout|stderr]`: the last output lines of one
 //! process, and with `-f` what it writes next.
 
-use super::{CommandSpec, check_target, is_option};
+use super::{CommandSpec, Completion, check_target, is_option, words};
+use crate::Code;
 use crate::command::{Command, UsageError};
+use crate::render::{self, Rendered};
+use proto::Request;
+use proto::Response;
+use proto::TailRequest;
 use proto::{OutputStream, Target};
 
 pub const SPEC: CommandSpec = CommandSpec {
@@ -11,6 +16,9 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "print the last output lines of a process (-f: keep following)",
     aliases: &[],
     parse,
+    request,
+    render,
+    complete,
 };
 
 fn parse(args: &[&str]) -> Result<Command, UsageError> {
@@ -53,6 +61,50 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
         lines,
         follow,
     })
+}
+
+fn complete(c: &Completion<'_>) -> Vec<String> {
+    const WITH_VALUE: &[&str] = &["-n", "--lines"];
+    if c.args.last().is_some_and(|a| WITH_VALUE.contains(a)) {
+        return Vec::new(); // a number comes next
+    }
+    if c.option() {
+        return words(&["-f", "-n"]);
+    }
+    match c.positional(WITH_VALUE) {
+        0 => c.names.targets(false),
+        1 => words(&["stdout", "stderr"]),
+        _ => Vec::new(),
+    }
+}
+
+fn render(reply: &Response) -> Option<Rendered> {
+    match reply {
+        Response::Tail(t) => Some(Rendered::out(render::lines_text(&t.lines), Code::Ok)),
+        Response::TailChunk(c) => Some(Rendered::out(c.data.clone(), Code::Ok)),
+        _ => None,
+    }
+}
+
+fn request(command: &Command) -> Option<Request> {
+    let Command::Tail {
+        target,
+        stream,
+        lines,
+        follow,
+    } = command
+    else {
+        return None;
+    };
+    Some(
+        TailRequest {
+            target: target.clone(),
+            stream: *stream,
+            lines: *lines,
+            follow: *follow,
+        }
+        .into(),
+    )
 }
 
 #[cfg(test)]
