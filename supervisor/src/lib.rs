@@ -12,6 +12,7 @@ pub mod daemonize;
 pub mod descendants;
 pub mod eventlog;
 pub mod leftovers;
+pub mod output;
 pub mod pidfile;
 pub mod reload;
 pub mod signals;

@@ -44,9 +44,9 @@ mod follow;
 
 use admission::{MAX_SESSIONS, MAX_UNAUTHENTICATED, SessionSlot};
 
-use crate::actors::process::output::FollowedChunk;
 use crate::actors::registry::{Control, ControlReply, ExitNow, Registry};
 use crate::auth::Token;
+use crate::output::FollowedChunk;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Running,
     SpawnHandle, StreamHandler, WrapFuture,

@@ -46,9 +46,9 @@ use queue::Outgoing;
 pub use throttle::{DIGEST_MAX_EVENTS, Digest, Offer, Throttle, schedule};
 
 use crate::actors::blocking::off_thread;
-use crate::actors::process::output::OutputSink;
 use crate::config::email::{Secret, read_ca_file};
 use crate::config::{EmailConfig, NotifyRule, ProgramConfig};
+use crate::output::OutputSink;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
 };

@@ -39,7 +39,6 @@
 //! [`GetInfo`] message per instance. Every actor runs on the one System
 //! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call.
 
-pub mod output;
 pub mod pacer;
 pub mod spawn;
 pub mod state;
@@ -49,6 +48,7 @@ use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
 use crate::actors::reaper::{ChildExited, ChildTable};
 use crate::config::{OutputTarget, ProgramConfig};
 use crate::descendants::{self, InstanceCgroup, Known, fallback};
+use crate::output::{self, OutputSink};
 use crate::sys::exit::ExitStatus;
 use crate::sys::{pgroup, procfs};
 use actix::{
@@ -57,7 +57,6 @@ use actix::{
 };
 use nix::errno::Errno;
 use nix::sys::signal::Signal as NixSignal;
-use output::OutputSink;
 use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal, TailReply};
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
 use std::cell::RefCell;

@@ -34,10 +34,10 @@
 //! [`SpawnError`] naming the path and the OS error; they never panic: the
 //! instance goes to BACKOFF and retries.
 
-use super::output::OutputSink;
 use super::vfork::{self, Credentials, LaunchError, Plan, Stage};
 use crate::config::ProgramConfig;
 use crate::leftovers;
+use crate::output::OutputSink;
 use crate::sys::fsafe::FileError;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;

@@ -1,6 +1,10 @@
 //! Output capture: every child's stdout/stderr goes through a pipe that the
 //! daemon always drains into the instance's log file.
 //!
+//! A foundation module, below the actors: process actors write through it,
+//! the Notifier (a failed instance's stderr tail) and sessions (`tail -f`)
+//! read from it, and none of them imports another for it.
+//!
 //! One [`OutputSink`] exists per instance and stream, shared (`Arc`) by every
 //! run of the instance: it holds the log path, the open file, and a broadcast
 //! channel of raw chunks for `tail -f` followers, each with its offset in
