@@ -3,7 +3,10 @@
 //! The binary (`main.rs`) parses arguments, loads the config, opens the event
 //! log, reads the token and binds the control socket (everything that can fail
 //! at start, so failures end the start with a message and exit 1), then hands
-//! over to [`run`], which owns the actor System until shutdown.
+//! over to [`run`], which owns the actor System until shutdown. The signals
+//! are `main`'s: it installs their handlers first and gives [`run`] the
+//! future that applies them, so a test can run the daemon in-process and
+//! shut it down itself.
 
 pub mod actors;
 pub mod auth;
@@ -22,6 +25,7 @@ use actix::{Actor, Addr, System};
 use actors::listener::Listener;
 use actors::reaper::{ChildTable, Reaper};
 use actors::registry::{Registry, RegistryInit, Reload, ReopenLogs, Shutdown};
+use std::future::Future;
 use std::io;
 use tokio_util::sync::CancellationToken;
 
@@ -37,16 +41,50 @@ pub struct DaemonInit {
     pub ready: Option<std::fs::File>,
 }
 
-/// Runs the daemon until it is shut down (SIGTERM, SIGINT, or a client's
-/// `shutdown`), and returns the process exit code. SIGHUP reloads the config,
-/// SIGUSR2 reopens every log file, a second SIGTERM/SIGINT forces the stop.
+/// A running daemon, as its control future sees it: what the outside (the
+/// signals in `main`, or a test) may ask of it.
+#[derive(Clone, Debug)]
+pub struct Daemon {
+    registry: Addr<Registry>,
+}
+
+impl Daemon {
+    /// Stops every program, then the daemon; asked again while stopping, it
+    /// forces the stop. `why` is logged (the signal's name, say).
+    pub fn shutdown(&self, why: &str) {
+        tracing::info!(signal = why, "shutdown requested");
+        self.registry.do_send(Shutdown);
+    }
+
+    /// Rereads the config and applies it (SIGHUP).
+    pub fn reload(&self) {
+        self.registry.do_send(Reload);
+    }
+
+    /// Reopens the event log and every output file (SIGUSR2).
+    pub fn reopen_logs(&self) {
+        self.registry.do_send(ReopenLogs);
+    }
+}
+
+/// Runs the daemon until it is shut down (by `control`, or a client's
+/// `shutdown`), and returns the process exit code.
 ///
-/// Signal handlers are installed ([`signals::install`], normally already by
-/// `main`) before any child is spawned: a signal that arrived before would
-/// otherwise take its default action and kill us. Those received during
-/// start-up are applied now, in order (a reload before a shutdown).
-pub fn run(init: DaemonInit) -> io::Result<i32> {
-    signals::install()?;
+/// Shutdown comes from outside, mini-redis style: once the actors are up,
+/// `control` is given a [`Daemon`] and the future it returns runs on the
+/// actor thread. `main` passes [`signals::dispatch`] wired to it (SIGTERM and
+/// SIGINT shut down, a second one forces, SIGHUP reloads, SIGUSR2 reopens the
+/// logs; signals received during start-up are applied then, in order); a test
+/// passes a future that calls [`Daemon::shutdown`] when it is told to.
+///
+/// The caller installs the signal handlers ([`signals::install`]) before
+/// calling, before any child exists: a signal that arrived earlier would
+/// otherwise take its default action and kill us.
+pub fn run<F, Fut>(init: DaemonInit, control: F) -> io::Result<i32>
+where
+    F: FnOnce(Daemon) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let system = System::new();
     let ready = init.ready;
     let started: io::Result<()> = system.block_on(async move {
@@ -67,25 +105,7 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
             accepting,
         )?
         .start();
-        actix::spawn(async move {
-            let applied = signals::dispatch(|sig, meaning, count| match meaning {
-                // A second SIGTERM/SIGINT forces the shutdown.
-                signals::Meaning::Shutdown => {
-                    for _ in 0..count.min(2) {
-                        shutdown(&registry, &signals::name(sig));
-                    }
-                }
-                // A burst of SIGHUPs is one reload: each reload is
-                // synchronous in the Registry and reads the latest file.
-                signals::Meaning::Reload => registry.do_send(Reload),
-                signals::Meaning::ReopenLogs => registry.do_send(ReopenLogs),
-                signals::Meaning::Ignore => {}
-            })
-            .await;
-            if let Err(e) = applied {
-                tracing::error!("signals can no longer be received: {e}");
-            }
-        });
+        actix::spawn(control(Daemon { registry }));
         Ok(())
     });
     started?;
@@ -95,9 +115,4 @@ pub fn run(init: DaemonInit) -> io::Result<i32> {
         let _ = ready.write_all(b"ready\n");
     }
     system.run_with_code()
-}
-
-fn shutdown(registry: &Addr<Registry>, signal: &str) {
-    tracing::info!(signal, "shutdown requested");
-    registry.do_send(Shutdown);
 }

@@ -157,17 +157,43 @@ fn start(args: &Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let log = event_log.clone();
-    let code = supervisor::run(DaemonInit {
-        config,
-        listener,
-        token,
-        event_log: Some(event_log),
-        ready,
-    });
+    let code = supervisor::run(
+        DaemonInit {
+            config,
+            listener,
+            token,
+            event_log: Some(event_log),
+            ready,
+        },
+        apply_signals,
+    );
     descendants::finish(pidfile.path());
     pidfile.remove();
     log.flush_stderr(STDERR_FLUSH);
     Ok(code?)
+}
+
+/// The daemon's control future: every signal [`signals::install`] counted,
+/// applied on the actor thread, those of start-up first and in order (a
+/// reload before a shutdown).
+async fn apply_signals(daemon: supervisor::Daemon) {
+    let applied = signals::dispatch(|sig, meaning, count| match meaning {
+        // A second SIGTERM/SIGINT forces the shutdown.
+        signals::Meaning::Shutdown => {
+            for _ in 0..count.min(2) {
+                daemon.shutdown(&signals::name(sig));
+            }
+        }
+        // A burst of SIGHUPs is one reload: each reload is synchronous in
+        // the Registry and reads the latest file.
+        signals::Meaning::Reload => daemon.reload(),
+        signals::Meaning::ReopenLogs => daemon.reopen_logs(),
+        signals::Meaning::Ignore => {}
+    })
+    .await;
+    if let Err(e) = applied {
+        tracing::error!("signals can no longer be received: {e}");
+    }
 }
 
 /// How long the last event-log lines may take to reach stderr at exit (a

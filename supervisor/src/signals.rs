@@ -7,7 +7,8 @@
 //!
 //! - SIGTERM/SIGINT (shutdown; a second one forces it), SIGHUP (reload) and
 //!   SIGUSR2 (reopen the logs) mean something. One that arrives during
-//!   start-up waits in a counter until [`run`](crate::run) applies it: a
+//!   start-up waits in a counter until [`dispatch`] applies it, once `main`
+//!   has handed it to [`run`](crate::run) and the actors are up: a
 //!   SIGHUP is a reload right after start-up, a SIGTERM ends the start-up
 //!   cleanly before anything is spawned (`main` asks
 //!   [`take_shutdown_request`]).
@@ -84,8 +85,8 @@ pub fn handled() -> Vec<(libc::c_int, Meaning)> {
 
 /// Gives every signal of [`handled`] its handler and unblocks it (a parent
 /// may have blocked some; a blocked SIGTERM would never be applied).
-/// Idempotent: `main` calls it first, [`run`](crate::run) again for library
-/// users.
+/// Idempotent; `main` calls it first, before the config is read or any
+/// child exists ([`run`](crate::run) does not: its caller owns the signals).
 pub fn install() -> io::Result<()> {
     INSTALLED
         .get_or_init(|| install_once().map_err(|e| e.to_string()))
