@@ -830,6 +830,7 @@ fn scale(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(
     m.insert("nofile".into(), json!(nofile_limit()));
     let t0 = Instant::now();
     let d = launcher.launch(&Fleet::new(vec![program]), ctx.params.scale_deadline)?;
+    let api_up = t0.elapsed();
     // While the fleet comes up: how long the control plane makes a client
     // wait (`status sleep:0`, back to back until every child is forked).
     let mut waits = Vec::new();
@@ -852,6 +853,8 @@ fn scale(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(
     );
     let up = come_up(d.as_ref(), n, t0, ctx.params.scale_deadline)?;
     m.extend(up);
+    // `come_up` starts after the probing: its own `api_up_s` would be late.
+    m.insert("api_up_s".into(), json!(round3(api_up.as_secs_f64())));
     let pid = d.pid();
     m.insert("rss_mib".into(), json!(sys::rss_mib(pid).map(round3)));
     m.insert(
