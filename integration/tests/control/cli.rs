@@ -277,6 +277,20 @@ programs:
     Ok(())
 }
 
+/// `taskmasterctl tail -f NAME` against `daemon`, its stderr into `err`,
+/// once it has printed a first line.
+fn follow(daemon: &TestDaemon, name: &str, err: &std::path::Path) -> TestResult<Background> {
+    let mut cmd = Command::new(bins::taskmasterctl()?);
+    cmd.arg("--server")
+        .arg(daemon.addr())
+        .arg("--token-file")
+        .arg(daemon.token_path())
+        .args(["tail", "-f", name]);
+    let follower = Background::spawn_with_stderr(cmd, std::fs::File::create(err)?)?;
+    follower.line(SOON).ok_or("tail -f printed nothing")?;
+    Ok(follower)
+}
+
 /// `tail -f` says why its stream ended when the daemon stops (exit 3),
 /// never a silent exit 0.
 #[test]
@@ -287,14 +301,7 @@ fn tail_follow_says_the_daemon_stopped_and_exits_3() -> TestResult {
     daemon.running_pid("ticker:0")?;
     let dir = tempfile::tempdir()?;
     let err = dir.path().join("stderr");
-    let mut cmd = Command::new(bins::taskmasterctl()?);
-    cmd.arg("--server")
-        .arg(daemon.addr())
-        .arg("--token-file")
-        .arg(daemon.token_path())
-        .args(["tail", "-f", "ticker"]);
-    let mut follower = Background::spawn_with_stderr(cmd, std::fs::File::create(&err)?)?;
-    follower.line(SOON).ok_or("tail -f printed nothing")?;
+    let mut follower = follow(&daemon, "ticker", &err)?;
     ctl_expect(&daemon, &["shutdown"], 0)?;
     assert_eq!(follower.exit_code(SOON), Some(3));
     let said = std::fs::read_to_string(&err)?;
@@ -348,14 +355,7 @@ fn tail_follow_of_a_removed_program_ends_with_exit_1() -> TestResult {
     daemon.running_pid("ticker:0")?;
     let dir = tempfile::tempdir()?;
     let err = dir.path().join("stderr");
-    let mut cmd = Command::new(bins::taskmasterctl()?);
-    cmd.arg("--server")
-        .arg(daemon.addr())
-        .arg("--token-file")
-        .arg(daemon.token_path())
-        .args(["tail", "-f", "ticker"]);
-    let mut follower = Background::spawn_with_stderr(cmd, std::fs::File::create(&err)?)?;
-    follower.line(SOON).ok_or("tail -f printed nothing")?;
+    let mut follower = follow(&daemon, "ticker", &err)?;
     std::fs::write(
         daemon.config_path(),
         std::fs::read_to_string(daemon.config_path())?.replacen(ticker, "", 1),
