@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const FIRST_REPORT: Duration = Duration::from_secs(1);
 /// Between later reports.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// The most a report's `status` may take.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The progress of one waiting request.
 #[derive(Debug)]
@@ -86,7 +88,15 @@ impl Progress {
     /// again for a restart); `None` if the daemon could not be asked.
     fn waiting(&mut self) -> Option<Vec<ProcessInfo>> {
         if self.client.is_none() {
-            let client = self.options.settings().ok()?.connect().ok();
+            // Bounded: a daemon too busy to answer must not hang the wait
+            // for the main reply (a timed-out read ends the reports).
+            let client = self
+                .options
+                .settings()
+                .ok()?
+                .connect()
+                .ok()
+                .filter(|c| c.set_read_timeout(Some(STATUS_TIMEOUT)).is_ok());
             if client.is_none() {
                 self.broken = true;
             }
