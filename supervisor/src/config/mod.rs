@@ -7,12 +7,16 @@
 //! whatever the daemon's working directory.
 
 pub mod email;
+pub mod ready;
 #[cfg(test)]
 mod tests;
 mod validate;
 mod yaml;
 
 pub use email::{EmailConfig, NotifyEvent, NotifyRule, PasswordSource, SmtpConfig, SmtpTls};
+pub use ready::{
+    DependCondition, DependsOn, HealthConfig, Hook, HttpUrl, LogPattern, Probe, ReadyConfig,
+};
 pub use yaml::{ALIAS_BUDGET, MAX_DEPTH};
 
 use crate::sys::fsafe::{self, FileError};
@@ -159,6 +163,19 @@ pub struct ProgramConfig {
     pub restartwindow: Duration,
     /// Email notification rules; empty costs nothing.
     pub notify: Vec<NotifyRule>,
+    /// `starttime` was written: with `ready`, RUNNING also waits for it.
+    pub starttime_explicit: bool,
+    /// `ready:`; `None`: alive for `starttime` is ready.
+    pub ready: Option<ReadyConfig>,
+    /// `health:`; liveness probing once RUNNING.
+    pub health: Option<HealthConfig>,
+    /// `watchdog:` (notify programs): the longest silence between two
+    /// `WATCHDOG=1` before a restart.
+    pub watchdog: Option<Duration>,
+    /// `before_start:` (and `before_start_timeout:`).
+    pub before_start: Option<Hook>,
+    /// `depends_on:`.
+    pub depends_on: DependsOn,
 }
 
 impl ProgramConfig {
@@ -185,6 +202,12 @@ impl ProgramConfig {
             maxrestarts: 3,
             restartwindow: Duration::from_secs(5),
             notify: Vec::new(),
+            starttime_explicit: false,
+            ready: None,
+            health: None,
+            watchdog: None,
+            before_start: None,
+            depends_on: DependsOn::new(),
         }
     }
 
@@ -298,6 +321,13 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         maxrestarts: old_maxrestarts,
         restartwindow: old_restartwindow,
         notify: old_notify,
+        // The readiness keys are compared once they are read (issue 13).
+        starttime_explicit: _,
+        ready: _,
+        health: _,
+        watchdog: _,
+        before_start: _,
+        depends_on: _,
     } = old;
     let ProgramConfig {
         name: _,
@@ -320,6 +350,12 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         maxrestarts,
         restartwindow,
         notify,
+        starttime_explicit: _,
+        ready: _,
+        health: _,
+        watchdog: _,
+        before_start: _,
+        depends_on: _,
     } = new;
     let checks = [
         ("cmd", old_cmd != cmd || old_argv != argv),
