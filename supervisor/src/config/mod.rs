@@ -7,6 +7,7 @@
 //! whatever the daemon's working directory.
 
 pub mod email;
+pub mod graph;
 pub mod ready;
 #[cfg(test)]
 mod tests;
