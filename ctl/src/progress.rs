@@ -151,6 +151,9 @@ mod tests {
             exitcode: None,
             restarts: 0,
             description: description.into(),
+            ready: false,
+            health: None,
+            status_text: None,
         };
         assert_eq!(
             describe(&info(

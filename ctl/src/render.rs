@@ -304,6 +304,9 @@ mod tests {
             exitcode: None,
             restarts: 0,
             description: desc.into(),
+            ready: false,
+            health: None,
+            status_text: None,
         }
     }
 

@@ -355,6 +355,9 @@ mod tests {
             exitcode: None,
             restarts: 0,
             description: String::new(),
+            ready: false,
+            health: None,
+            status_text: None,
         };
         Names::from_status(&[info("web", 0), info("web", 1), info("worker", 0)])
     }

@@ -172,6 +172,9 @@ pub fn info(program: &str, index: u32, state: ProcessState, pid: Option<u32>) ->
         exitcode: None,
         restarts: 0,
         description,
+        ready: false,
+        health: None,
+        status_text: None,
     }
 }
 

@@ -482,6 +482,9 @@ fn status_json_has_exactly_the_documented_fields() -> TestResult {
             "exitcode",
             "restarts",
             "description",
+            "ready",
+            "health",
+            "status_text",
         ]
         .into();
         for p in list {
@@ -501,6 +504,9 @@ fn status_json_has_exactly_the_documented_fields() -> TestResult {
         );
         assert!(web1["exitcode"].is_null(), "{web1}");
         assert!(web1["uptime_s"].is_number() && web1["restarts"].is_number());
+        // No ready probe: RUNNING is ready; no health check, no notify text.
+        assert_eq!(web1["ready"], true, "{web1}");
+        assert!(web1["health"].is_null() && web1["status_text"].is_null());
         let idle = by_name("idle:0").ok_or("no idle:0")?;
         assert!(
             idle["pid"].is_null() && idle["exitcode"].is_null(),
@@ -510,6 +516,7 @@ fn status_json_has_exactly_the_documented_fields() -> TestResult {
         assert_eq!(once["state"], "EXITED");
         assert!(once["pid"].is_null(), "{once}");
         assert_eq!(once["exitcode"], 3, "{once}");
+        assert_eq!(once["ready"], false, "{once}");
     }
     // Failures are JSON documents too.
     let out = ctl_expect(&daemon, &["--json", "status", "nope"], 1)?;

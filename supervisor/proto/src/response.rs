@@ -104,6 +104,17 @@ pub struct ProcessInfo {
     /// Human summary: `pid 1234, uptime 0:00:12`, `exit status 1`,
     /// `killed by SIGKILL`, or why it is FATAL.
     pub description: String,
+    /// True once the instance is RUNNING and, when it has a `ready` probe,
+    /// that probe has succeeded for the current spawn.
+    #[serde(default)]
+    pub ready: bool,
+    /// The health check's verdict while RUNNING: `ok`, `failing` (the last
+    /// probe failed), or none (no `health` configured, or not RUNNING).
+    #[serde(default)]
+    pub health: Option<String>,
+    /// The last `STATUS=` text a `notify` program sent for this spawn.
+    #[serde(default)]
+    pub status_text: Option<String>,
 }
 
 /// How one instance fared in `start`/`stop`/`restart`/`signal`.
@@ -237,12 +248,29 @@ mod tests {
             exitcode: None,
             restarts: 0,
             description: "pid 1234, uptime 0:00:12".into(),
+            ready: true,
+            health: Some("ok".into()),
+            status_text: None,
         };
         let v = serde_json::to_value(&info).unwrap_or_default();
         assert_eq!(v["state"], "RUNNING");
         assert_eq!(v["pid"], 1234);
         assert!(v["exitcode"].is_null());
-        assert_eq!(v.as_object().map(|o| o.len()), Some(9));
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["health"], "ok");
+        assert!(v["status_text"].is_null());
+        assert_eq!(v.as_object().map(|o| o.len()), Some(12));
+    }
+
+    #[test]
+    fn status_from_an_older_daemon_reads_without_the_readiness_fields() {
+        let old = r#"{"name":"web:0","program":"web","index":0,"state":"RUNNING","pid":7,
+            "uptime_s":1.0,"exitcode":null,"restarts":0,"description":"pid 7"}"#;
+        let info: Result<ProcessInfo, _> = serde_json::from_str(old);
+        let info = info.map_err(|e| e.to_string());
+        assert_eq!(info.as_ref().map(|i| i.ready), Ok(false));
+        assert_eq!(info.as_ref().map(|i| i.health.clone()), Ok(None));
+        assert_eq!(info.map(|i| i.status_text), Ok(None));
     }
 
     #[test]

@@ -137,6 +137,10 @@ fn process_info(name: &str, program: &str, index: u32, m: &Machine, now: Instant
         exitcode: m.exitcode(),
         restarts: m.restarts(),
         description: m.describe(now),
+        // Without a ready probe, RUNNING is ready.
+        ready: m.state() == ProcessState::Running,
+        health: None,
+        status_text: None,
     }
 }
 
