@@ -1,4 +1,4 @@
-//! The command language of `taskmasterctl`: words -> [`Command`] -> [`proto::Request`].
+//! The command language of `taskmasterctl`: words -> a [`Verb`] -> [`proto::Request`].
 //!
 //! One parser serves the three modes (argv in one-shot mode, a line from a
 //! pipe, a line typed in the shell), so a command means the same everywhere.
@@ -7,14 +7,13 @@
 //! typo is a usage error (exit 2) and never reaches the wire.
 //!
 //! This file is what the verbs share: tokenizing, the name lookup (with its
-//! "did you mean"), [`Command`], [`Invocation`] and [`UsageError`]. Each
-//! verb's spec and argument parsing is in its own file under
+//! "did you mean"), [`Invocation`] and [`UsageError`]. Each verb's spec,
+//! argument parsing and parsed form (a [`Verb`]) is in its own file under
 //! [`crate::commands`], found through the registry there.
 
-use proto::{OutputStream, Request, Signal};
 use std::fmt;
 
-pub use crate::commands::{COMMANDS, CommandSpec, spec};
+pub use crate::commands::{COMMANDS, CommandSpec, Verb, spec};
 
 /// What `TARGET` means, shown under the command list.
 pub const TARGET_HELP: &str =
@@ -32,93 +31,20 @@ fn closest_command(name: &str) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
-/// A parsed command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Status {
-        targets: Vec<String>,
-    },
-    Start {
-        targets: Vec<String>,
-        wait: bool,
-        /// `--timeout`: give up waiting (exit 1) after this long; `None`:
-        /// until RUNNING or FATAL, which the program's retry policy bounds.
-        timeout: Option<std::time::Duration>,
-    },
-    Stop {
-        targets: Vec<String>,
-        wait: bool,
-    },
-    Restart {
-        targets: Vec<String>,
-        wait: bool,
-    },
-    Signal {
-        signal: Signal,
-        targets: Vec<String>,
-    },
-    Pid {
-        target: Option<String>,
-    },
-    Tail {
-        target: String,
-        stream: OutputStream,
-        lines: usize,
-        follow: bool,
-    },
-    Reload {
-        /// `--wait`: until every restarted or added process runs or failed.
-        wait: bool,
-        timeout: Option<std::time::Duration>,
-    },
-    Shutdown,
-    Version,
-    Avail,
-    NotifyTest {
-        program: String,
-    },
-    /// Local: `help [COMMAND]`.
-    Help {
-        command: Option<String>,
-    },
-    /// Local: leave the shell.
-    Quit,
-}
-
-impl Command {
-    /// The verb it is, to find its spec (and so its renderer) in the registry.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Status { .. } => "status",
-            Command::Start { .. } => "start",
-            Command::Stop { .. } => "stop",
-            Command::Restart { .. } => "restart",
-            Command::Signal { .. } => "signal",
-            Command::Pid { .. } => "pid",
-            Command::Tail { .. } => "tail",
-            Command::Reload { .. } => "reload",
-            Command::Shutdown => "shutdown",
-            Command::Version => "version",
-            Command::Avail => "avail",
-            Command::NotifyTest { .. } => "notify-test",
-            Command::Help { .. } => "help",
-            Command::Quit => "quit",
-        }
-    }
-
-    /// The request this command sends (its verb's `request`), `None` for
-    /// the local ones.
-    pub fn request(&self) -> Option<Request> {
-        spec(self.name()).and_then(|s| (s.request)(self))
-    }
-}
-
 /// A command plus how its result should be printed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Invocation {
-    pub command: Command,
+    pub command: Box<dyn Verb>,
     /// `--json` was given (on the command line or after the command).
     pub json: bool,
+}
+
+// Not derived: the derive would compare the boxes by moving out of them
+// (rust-lang/rust#31740).
+impl PartialEq for Invocation {
+    fn eq(&self, other: &Self) -> bool {
+        *self.command == *other.command && self.json == other.json
+    }
 }
 
 /// A command that cannot be run as typed. Exit code 2.
@@ -203,9 +129,9 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Invocation, UsageError>
     // `start --help` is the usage of start, whatever else was typed.
     if args.iter().any(|a| *a == "--help" || *a == "-h") {
         return Ok(Invocation {
-            command: Command::Help {
+            command: Box::new(crate::commands::help::Help {
                 command: Some(spec.name.to_string()),
-            },
+            }),
             json,
         });
     }
@@ -217,32 +143,43 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Invocation, UsageError>
 mod tests {
     use super::*;
 
-    use crate::commands::test_support::{cmd, usage_err, v};
-    use proto::{NotifyTestRequest, StartRequest, TailRequest};
+    use crate::commands::help::Help;
+    use crate::commands::notify_test::NotifyTest;
+    use crate::commands::quit::Quit;
+    use crate::commands::reload::Reload;
+    use crate::commands::restart::Restart;
+    use crate::commands::shutdown::Shutdown;
+    use crate::commands::start::Start;
+    use crate::commands::status::Status;
+    use crate::commands::stop::Stop;
+    use crate::commands::test_support::{cmd, parses, usage_err, v};
+    use crate::commands::version::Version;
+    use crate::commands::{Verb, avail::Avail};
+    use proto::{NotifyTestRequest, OutputStream, Request, StartRequest, TailRequest};
 
     #[test]
     fn start_stop_restart_wait_unless_no_wait() {
-        assert_eq!(
-            cmd("start web"),
-            Command::Start {
+        parses(
+            "start web",
+            Start {
                 targets: v(&["web"]),
                 wait: true,
-                timeout: None
-            }
+                timeout: None,
+            },
         );
-        assert_eq!(
-            cmd("stop --no-wait web:1 db"),
-            Command::Stop {
+        parses(
+            "stop --no-wait web:1 db",
+            Stop {
                 targets: v(&["web:1", "db"]),
-                wait: false
-            }
+                wait: false,
+            },
         );
-        assert_eq!(
-            cmd("restart all --no-wait"),
-            Command::Restart {
+        parses(
+            "restart all --no-wait",
+            Restart {
                 targets: v(&["all"]),
-                wait: false
-            }
+                wait: false,
+            },
         );
     }
 
@@ -260,38 +197,38 @@ mod tests {
 
     #[test]
     fn argumentless_commands_refuse_arguments() {
-        let reload = Command::Reload {
+        let reload = Reload {
             wait: false,
             timeout: None,
         };
-        assert_eq!(cmd("reload"), reload);
-        assert_eq!(cmd("update"), reload, "supervisorctl's word");
-        assert_eq!(
-            cmd("reload --wait --timeout 2.5"),
-            Command::Reload {
+        parses("reload", reload.clone());
+        parses("update", reload); // supervisorctl's word
+        parses(
+            "reload --wait --timeout 2.5",
+            Reload {
                 wait: true,
-                timeout: Some(std::time::Duration::from_millis(2500))
-            }
+                timeout: Some(std::time::Duration::from_millis(2500)),
+            },
         );
-        assert_eq!(
-            cmd("start --timeout 1 web"),
-            Command::Start {
+        parses(
+            "start --timeout 1 web",
+            Start {
                 targets: v(&["web"]),
                 wait: true,
-                timeout: Some(std::time::Duration::from_secs(1))
-            }
+                timeout: Some(std::time::Duration::from_secs(1)),
+            },
         );
         assert!(
             usage_err("start --timeout web")
                 .message
                 .contains("--timeout")
         );
-        assert_eq!(cmd("avail"), Command::Avail);
-        assert_eq!(Command::Avail.request(), Some(Request::Avail));
-        assert_eq!(cmd("shutdown"), Command::Shutdown);
-        assert_eq!(cmd("version"), Command::Version);
-        assert_eq!(cmd("quit"), Command::Quit);
-        assert_eq!(cmd("exit"), Command::Quit);
+        parses("avail", Avail);
+        assert_eq!(Avail.request(), Some(Request::Avail));
+        parses("shutdown", Shutdown);
+        parses("version", Version);
+        parses("quit", Quit);
+        parses("exit", Quit);
         let e = usage_err("reload now");
         assert!(e.message.contains("unexpected argument"), "{e}");
         assert_eq!(
@@ -304,11 +241,11 @@ mod tests {
 
     #[test]
     fn notify_test_and_help() {
-        assert_eq!(
-            cmd("notify-test web"),
-            Command::NotifyTest {
-                program: "web".into()
-            }
+        parses(
+            "notify-test web",
+            NotifyTest {
+                program: "web".into(),
+            },
         );
         assert!(usage_err("notify-test").message.contains("missing program"));
         assert!(
@@ -316,31 +253,31 @@ mod tests {
                 .message
                 .contains("bad program")
         );
-        assert_eq!(cmd("help"), Command::Help { command: None });
-        assert_eq!(
-            cmd("help exit"),
-            Command::Help {
-                command: Some("quit".into())
-            }
+        parses("help", Help { command: None });
+        parses(
+            "help exit",
+            Help {
+                command: Some("quit".into()),
+            },
         );
-        assert_eq!(
-            cmd("start --help"),
-            Command::Help {
-                command: Some("start".into())
-            }
+        parses(
+            "start --help",
+            Help {
+                command: Some("start".into()),
+            },
         );
         assert!(usage_err("help nope").message.contains("no command"));
     }
 
     #[test]
     fn command_names_ignore_case_and_typos_get_a_suggestion() {
-        assert_eq!(cmd("STATUS"), Command::Status { targets: v(&[]) });
-        assert_eq!(
-            cmd("Stop web"),
-            Command::Stop {
+        parses("STATUS", Status { targets: v(&[]) });
+        parses(
+            "Stop web",
+            Stop {
                 targets: v(&["web"]),
-                wait: true
-            }
+                wait: true,
+            },
         );
         let e = usage_err("stauts");
         assert_eq!(
@@ -366,9 +303,9 @@ mod tests {
         assert_eq!(
             inv,
             Ok(Invocation {
-                command: Command::Status {
+                command: Box::new(Status {
                     targets: v(&["web"])
-                },
+                }),
                 json: true
             })
         );

@@ -2,17 +2,22 @@
 //! terminal or a daemon.
 //!
 //! - [`args`]: the command line (clap).
-//! - [`command`]: words -> [`command::Command`] -> [`proto::Request`], usage errors.
-//! - [`commands`]: one file per verb (its help, parsing, request, text
-//!   rendering and completion) and the registry of verbs.
+//! - [`command`]: words -> a [`commands::Verb`] -> [`proto::Request`], usage errors.
+//! - [`commands`]: one file per verb (its help, parsing, request, how it
+//!   runs, text rendering and completion) and the registry of verbs. How to
+//!   add a verb is told there: a new file and one line in the registry.
 //! - [`connect`]: the config's `server:` section, the token, the connection.
-//! - [`run`]: one command against the daemon, with its exit [`Code`].
+//! - [`run`]: the line loop and the running of one command against the
+//!   daemon, with its exit [`Code`]; what a verb runs with ([`run::Context`]).
+//! - [`wait`]: polling instances until they run or fail (`start`, `reload --wait`).
+//! - [`progress`]: what a long `stop`/`restart` is waiting for.
 //! - [`render`]: replies -> text or JSON (errors, `--json`, the tables).
 //! - [`shell`]: the interactive reedline shell and its completion.
 //! - [`interrupt`]: Ctrl-C handling for the shell.
 //!
 //! The three modes (one command, commands piped on stdin, the shell) all go
-//! through [`run::Runner`], so they print and fail alike.
+//! through [`run::Runner`], so they print and fail alike; piped mode and the
+//! shell run each line with the same [`run::Runner::line`].
 
 pub mod args;
 pub mod command;
@@ -23,8 +28,9 @@ pub mod progress;
 pub mod render;
 pub mod run;
 pub mod shell;
+pub mod wait;
 
-use command::{Command, Invocation};
+use run::{Mode, Step};
 use std::io::{self, BufRead, IsTerminal, Write};
 
 /// Exit codes, ordered by gravity: piped mode exits with the worst one.
@@ -68,16 +74,15 @@ fn one_shot(cli: &args::Cli, options: connect::ConnectOptions) -> Code {
             inv.json |= cli.json;
             inv
         }
-        Err(e) => return usage(&e, cli.json, &mut out, &mut err),
+        Err(e) => {
+            return finish(run::emit(
+                &render::usage_error(&e, cli.json),
+                &mut out,
+                &mut err,
+            ));
+        }
     };
-    if inv.command == Command::Quit {
-        let e = command::UsageError {
-            message: "quit and exit only make sense in the shell".into(),
-            command: Some("quit"),
-        };
-        return usage(&e, inv.json, &mut out, &mut err);
-    }
-    let mut runner = run::Runner::new(options, false);
+    let mut runner = run::Runner::new(options, Mode::OneShot);
     finish(runner.run(&inv, &mut out, &mut err))
 }
 
@@ -85,7 +90,7 @@ fn one_shot(cli: &args::Cli, options: connect::ConnectOptions) -> Code {
 pub fn piped(options: connect::ConnectOptions, json: bool, mut input: impl BufRead) -> Code {
     let mut out = io::stdout().lock();
     let mut err = io::stderr().lock();
-    let mut runner = run::Runner::new(options, false);
+    let mut runner = run::Runner::new(options, Mode::Piped);
     let mut worst = Code::Ok;
     let mut buf = Vec::new();
     loop {
@@ -99,37 +104,21 @@ pub fn piped(options: connect::ConnectOptions, json: bool, mut input: impl BufRe
             }
         }
         let line = String::from_utf8_lossy(&buf);
-        let inv = match command::parse_line(&line) {
-            Ok(None) => continue,
-            Ok(Some(mut inv)) => {
-                inv.json |= json;
-                inv
-            }
-            Err(e) => {
-                worst = worst.max(usage(&e, json, &mut out, &mut err));
-                continue;
-            }
-        };
-        if inv.command == Command::Quit {
-            break;
-        }
-        match runner.run(&inv, &mut out, &mut err) {
-            Ok(code) => worst = worst.max(code),
-            Err(e) => {
-                return worst.max(finish(Err(e)));
-            }
+        match runner.line(&line, json, &mut out, &mut err) {
+            Step::Empty => {}
+            Step::Quit => break,
+            Step::Ran {
+                result: Ok(code), ..
+            } => worst = worst.max(code),
+            Step::Ran { result: Err(e), .. } => return worst.max(finish(Err(e))),
         }
     }
     worst
 }
 
-fn usage(e: &command::UsageError, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> Code {
-    finish(run::emit(&render::usage_error(e, json), out, err))
-}
-
 /// A closed stdout (`taskmasterctl status | head -1`) is success: the reader
 /// had what it wanted.
-fn finish(result: io::Result<Code>) -> Code {
+pub(crate) fn finish(result: io::Result<Code>) -> Code {
     match result {
         Ok(code) => code,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Code::Ok,
@@ -138,11 +127,4 @@ fn finish(result: io::Result<Code>) -> Code {
             Code::Failed
         }
     }
-}
-
-/// Runs a parsed invocation the way the shell does; exposed for the shell.
-pub(crate) fn run_in_shell(runner: &mut run::Runner, inv: &Invocation) -> Code {
-    let mut out = io::stdout().lock();
-    let mut err = io::stderr().lock();
-    finish(runner.run(inv, &mut out, &mut err))
 }

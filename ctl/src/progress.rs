@@ -33,21 +33,17 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// For a `stop`/`restart` that waits; `None` for any other request.
-    pub fn for_request(request: &Request, options: &ConnectOptions) -> Option<Progress> {
-        let targets = match request {
-            Request::Stop(r) if r.wait => &r.targets,
-            Request::Restart(r) if r.wait => &r.targets,
-            _ => return None,
-        };
-        Some(Progress {
+    /// For a request that waits on `targets` (a `stop` or `restart`; see
+    /// [`crate::run::Wait::Reported`]).
+    pub fn new(targets: &[String], options: &ConnectOptions) -> Progress {
+        Progress {
             options: options.clone(),
-            targets: targets.clone(),
+            targets: targets.to_vec(),
             started: Instant::now(),
             next: FIRST_REPORT,
             client: None,
             broken: false,
-        })
+        }
     }
 
     /// Called while waiting: reports when one is due.

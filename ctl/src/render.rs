@@ -6,12 +6,12 @@
 //! it depends on the reply (a `start` whose outcome is not ok exits 1).
 //!
 //! What is shared lives here (errors, `--json`, the status/avail/pid tables,
-//! the reload summary, `help`); which reply answers which verb, and how its
+//! the reload summary); which reply answers which verb, and how its
 //! text is made from these pieces, is each verb's `render` in
 //! [`crate::commands`].
 
 use crate::Code;
-use crate::command::{COMMANDS, Command, TARGET_HELP, UsageError, spec};
+use crate::command::{CommandSpec, UsageError};
 use proto::{AvailEntry, ErrorReply, Outcome, PidEntry, ProcessInfo, ReloadSummary, Response};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -44,14 +44,14 @@ impl Rendered {
     }
 }
 
-/// Renders the reply to `command`: errors and `--json` the same way for
+/// Renders the reply to a command of `spec`'s verb: errors and `--json` the same way for
 /// every verb, text by the verb's own `render` (which also refuses a reply
 /// that does not answer it: a daemon bug or a version skew, reported rather
 /// than printed as if it fit).
-pub fn response(command: &Command, reply: &Response, json: bool) -> Rendered {
+pub fn response(spec: &CommandSpec, reply: &Response, json: bool) -> Rendered {
     let text = match reply {
         Response::Error(e) => Some(Rendered::err(error_text(e), Code::Failed)),
-        _ => spec(command.name()).and_then(|s| (s.render)(reply)),
+        _ => (spec.render)(reply),
     };
     let Some(text) = text else {
         let message = unexpected(reply);
@@ -271,22 +271,6 @@ pub fn usage_error(e: &UsageError, json: bool) -> Rendered {
     Rendered::err(stderr, Code::Usage)
 }
 
-/// `help` (every command) or `help CMD` (its usage and description).
-pub fn help(command: Option<&str>) -> String {
-    match command.and_then(spec) {
-        Some(c) => format!("usage: {}\n  {}\n", c.usage, c.about),
-        None => {
-            let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
-            let mut s = String::from("commands:\n");
-            for c in COMMANDS {
-                let _ = writeln!(s, "  {:<width$}  {}", c.usage, c.about);
-            }
-            let _ = writeln!(s, "{TARGET_HELP}");
-            s
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,21 +294,20 @@ mod tests {
         }
     }
 
-    const RELOAD: Command = Command::Reload {
-        wait: false,
-        timeout: None,
-    };
-
-    fn status() -> Command {
-        Command::Status { targets: vec![] }
+    /// The registry's entry for `name`, whose `render` answers its replies.
+    fn verb(name: &str) -> &'static CommandSpec {
+        match crate::command::spec(name) {
+            Some(s) => s,
+            None => panic!("no verb {name}"),
+        }
     }
 
-    fn start() -> Command {
-        Command::Start {
-            targets: vec!["web".into()],
-            wait: true,
-            timeout: None,
-        }
+    fn status() -> &'static CommandSpec {
+        verb("status")
+    }
+
+    fn start() -> &'static CommandSpec {
+        verb("start")
     }
 
     #[test]
@@ -343,7 +326,7 @@ mod tests {
             "pid 7, uptime 0:00:09",
         );
         one.restarts = 1;
-        let r = response(&status(), &Response::Status(vec![web, one]), false);
+        let r = response(status(), &Response::Status(vec![web, one]), false);
         assert_eq!(
             r.stdout,
             "web:0  RUNNING  pid 123, uptime 0:01:02, 4 restarts\n\
@@ -363,7 +346,7 @@ mod tests {
             info("worker:10", ProcessState::Fatal, None, "exited too quickly"),
             info("db:0", ProcessState::Stopped, None, ""),
         ];
-        let r = response(&status(), &Response::Status(infos.to_vec()), false);
+        let r = response(status(), &Response::Status(infos.to_vec()), false);
         assert_eq!(
             r.stdout,
             "web:0      RUNNING  pid 12, uptime 0:00:01\n\
@@ -376,7 +359,7 @@ mod tests {
     #[test]
     fn status_json_is_the_process_info_array() -> Result<(), serde_json::Error> {
         let infos = vec![info("web:0", ProcessState::Running, Some(12), "x")];
-        let r = response(&status(), &Response::Status(infos), true);
+        let r = response(status(), &Response::Status(infos), true);
         let v: Value = serde_json::from_str(&r.stdout)?;
         assert_eq!(v[0]["name"], "web:0");
         assert_eq!(v[0]["state"], "RUNNING");
@@ -405,7 +388,7 @@ mod tests {
                 output_tail: vec!["boom".into(), "bye".into()],
             },
         ];
-        let r = response(&start(), &Response::Outcomes(outcomes.clone()), false);
+        let r = response(start(), &Response::Outcomes(outcomes.clone()), false);
         assert_eq!(
             r.stdout,
             "web:0: started\n\
@@ -413,12 +396,12 @@ mod tests {
              last output of web:1:\n    boom\n    bye\n"
         );
         assert_eq!(r.code, Code::Failed);
-        let ok = response(&start(), &Response::Outcomes(outcomes[..1].to_vec()), false);
+        let ok = response(start(), &Response::Outcomes(outcomes[..1].to_vec()), false);
         assert_eq!(
             (ok.stdout.as_str(), ok.code),
             ("web:0: started\n", Code::Ok)
         );
-        let j = response(&start(), &Response::Outcomes(outcomes), true);
+        let j = response(start(), &Response::Outcomes(outcomes), true);
         assert_eq!(j.code, Code::Failed);
         let v: Value = serde_json::from_str(&j.stdout)?;
         assert_eq!(v[1]["name"], "web:1");
@@ -434,19 +417,19 @@ mod tests {
             message: "config is invalid".into(),
             details: vec!["a.yaml:3:5: programs.web.cmd: missing".into()],
         });
-        let r = response(&RELOAD, &reply, false);
+        let r = response(verb("reload"), &reply, false);
         assert_eq!(
             r.stderr,
             "error: config is invalid\n  a.yaml:3:5: programs.web.cmd: missing\n"
         );
         assert_eq!((r.stdout.as_str(), r.code), ("", Code::Failed));
-        let j = response(&RELOAD, &reply, true);
+        let j = response(verb("reload"), &reply, true);
         assert_eq!(
             j.stdout,
             "{\"error\":{\"details\":[\"a.yaml:3:5: programs.web.cmd: missing\"],\"kind\":\"failed\",\"message\":\"config is invalid\"}}\n"
         );
         let unknown = Response::error(ErrorKind::UnknownTarget, "no such process: x");
-        assert_eq!(response(&status(), &unknown, false).code, Code::Failed);
+        assert_eq!(response(status(), &unknown, false).code, Code::Failed);
     }
 
     #[test]
@@ -458,7 +441,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            response(&RELOAD, &Response::Reload(s), false).stdout,
+            response(verb("reload"), &Response::Reload(s), false).stdout,
             "added: 2 (a, b)\nremoved: 0\nrestarted: 0\nscaled: 0\n\
              updated in place: 1 (c)\nunchanged: 0\n\
              note: server.listen changed: restart taskmasterd\n"
@@ -477,33 +460,27 @@ mod tests {
                 pid: None,
             },
         ]);
-        let pid = Command::Pid { target: None };
-        assert_eq!(response(&pid, &pids, false).stdout, "web:0  42\nweb:1  0\n");
+        let pid = verb("pid");
+        assert_eq!(response(pid, &pids, false).stdout, "web:0  42\nweb:1  0\n");
         let one = Response::Pids(vec![PidEntry {
             name: "web:0".into(),
             pid: Some(42),
         }]);
-        assert_eq!(response(&pid, &one, false).stdout, "42\n");
+        assert_eq!(response(pid, &one, false).stdout, "42\n");
         let tail = Response::Tail(TailReply {
             name: "web:0".into(),
             stream: proto::OutputStream::Stdout,
             path: "/tmp/x".into(),
             lines: vec!["one".into(), "two".into()],
         });
-        let tail_cmd = Command::Tail {
-            target: "web:0".into(),
-            stream: proto::OutputStream::Stdout,
-            lines: 10,
-            follow: false,
-        };
-        assert_eq!(response(&tail_cmd, &tail, false).stdout, "one\ntwo\n");
-        assert_eq!(response(&pid, &tail, false).code, Code::Failed);
+        assert_eq!(response(verb("tail"), &tail, false).stdout, "one\ntwo\n");
+        assert_eq!(response(pid, &tail, false).code, Code::Failed);
         let v = Response::Version(VersionInfo {
             daemon_version: "9.9.9".into(),
             protocol_version: 1,
         });
         assert_eq!(
-            response(&Command::Version, &v, false).stdout,
+            response(verb("version"), &v, false).stdout,
             format!(
                 "taskmasterctl {}\ntaskmasterd 9.9.9 (protocol 1)\n",
                 proto::SUITE_VERSION
@@ -513,31 +490,18 @@ mod tests {
             message: "taskmasterd stopped".into(),
         });
         assert_eq!(
-            response(&Command::Shutdown, &done, true).stdout,
+            response(verb("shutdown"), &done, true).stdout,
             "{\"message\":\"taskmasterd stopped\"}\n"
         );
     }
 
     #[test]
     fn wrong_reply_type_is_an_error() {
-        let r = response(&status(), &Response::Pids(vec![]), false);
+        let r = response(status(), &Response::Pids(vec![]), false);
         assert_eq!(r.code, Code::Failed);
         assert!(r.stderr.contains("unexpected reply"), "{}", r.stderr);
-        let j = response(&status(), &Response::Pids(vec![]), true);
+        let j = response(status(), &Response::Pids(vec![]), true);
         assert_eq!(j.code, Code::Failed);
         assert!(j.stdout.contains("\"kind\":\"protocol\""), "{}", j.stdout);
-    }
-
-    #[test]
-    fn help_lists_every_command_and_one_usage() {
-        let all = help(None);
-        for c in COMMANDS {
-            assert!(all.contains(c.usage), "{} missing from help", c.name);
-        }
-        assert_eq!(
-            help(Some("start")),
-            "usage: start [--no-wait] [--timeout SECONDS] TARGET...\n  \
-             start processes and wait until they run or are FATAL (through retries)\n"
-        );
     }
 }

@@ -12,15 +12,17 @@
 //! default highlighter paints it white, unreadable on a light background),
 //! and `NO_COLOR` turns every colour off.
 //!
-//! The shell never dies of a failed command: errors are printed and the
+//! A line typed here runs exactly as a line read from a pipe
+//! ([`Runner::line`]); the shell adds only the prompt, history, completion and
+//! Ctrl-C. It never dies of a failed command: errors are printed and the
 //! prompt comes back; a vanished daemon is reported and reconnected to on the
 //! next command.
 
-use crate::command::{self, Command};
+use crate::command;
 use crate::commands::{Completion, command_names};
 use crate::connect::ConnectOptions;
-use crate::run::Runner;
-use crate::{Code, interrupt, render, run_in_shell};
+use crate::run::{Mode, Runner, Step};
+use crate::{Code, finish, interrupt};
 use proto::ProcessInfo;
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, Highlighter, KeyCode,
@@ -128,7 +130,7 @@ impl ShellCompleter {
     fn new(options: ConnectOptions) -> Self {
         Self {
             known: Arc::default(),
-            source: Some(Arc::new(Mutex::new(Runner::new(options, false)))),
+            source: Some(Arc::new(Mutex::new(Runner::new(options, Mode::Piped)))),
         }
     }
 
@@ -282,7 +284,7 @@ pub fn run(options: ConnectOptions, json: bool) -> Code {
     }
     let completer = ShellCompleter::new(options.clone());
     let mut line_editor = editor(completer.clone());
-    let mut runner = Runner::new(options, true);
+    let mut runner = Runner::new(options, Mode::Shell);
     println!(
         "taskmasterctl {}: type help for the commands",
         proto::SUITE_VERSION
@@ -304,28 +306,25 @@ pub fn run(options: ConnectOptions, json: bool) -> Code {
         };
         // Saved now, not only at exit, so a killed shell keeps its history.
         let _ = line_editor.sync_history();
-        let inv = match command::parse_line(&line) {
-            Ok(None) => continue,
-            Ok(Some(mut inv)) => {
-                inv.json |= json;
-                inv
-            }
-            Err(e) => {
-                let r = render::usage_error(&e, json);
-                eprint!("{}", r.stderr);
-                print!("{}", r.stdout);
-                continue;
+        let step = runner.line(
+            &line,
+            json,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        let asked = match step {
+            Step::Empty => continue,
+            Step::Quit => break,
+            Step::Ran { result, asked } => {
+                let code = finish(result);
+                let _ = std::io::stdout().flush();
+                if code == Code::Unreachable {
+                    eprintln!("(the shell stays open; the next command will try to reconnect)");
+                }
+                asked
             }
         };
-        if inv.command == Command::Quit {
-            break;
-        }
-        let code = run_in_shell(&mut runner, &inv);
-        let _ = std::io::stdout().flush();
-        if code == Code::Unreachable {
-            eprintln!("(the shell stays open; the next command will try to reconnect)");
-        }
-        if !matches!(inv.command, Command::Help { .. }) {
+        if asked {
             refresh(&mut runner, &completer);
         }
     }

@@ -1,11 +1,9 @@
 //! `avail`: the configured programs, with their numprocs and autostart.
 
-use super::{CommandSpec, no_arguments, nothing};
+use super::{CommandSpec, Parsed, Verb, no_arguments, nothing};
 use crate::Code;
-use crate::command::{Command, UsageError};
 use crate::render::{self, Rendered};
-use proto::Request;
-use proto::Response;
+use proto::{Request, Response};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "avail",
@@ -13,14 +11,17 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "list the configured programs with their numprocs and autostart",
     aliases: &[],
     parse,
-    request,
     render,
     complete: nothing,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `avail` (no arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Avail;
+
+fn parse(args: &[&str]) -> Parsed {
     no_arguments(SPEC.name, args)?;
-    Ok(Command::Avail)
+    Ok(Box::new(Avail))
 }
 
 fn render(reply: &Response) -> Option<Rendered> {
@@ -30,6 +31,12 @@ fn render(reply: &Response) -> Option<Rendered> {
     Some(Rendered::out(render::avail_table(programs), Code::Ok))
 }
 
-fn request(_: &Command) -> Option<Request> {
-    Some(Request::Avail)
+impl Verb for Avail {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(Request::Avail)
+    }
 }

@@ -1,39 +1,66 @@
 //! The registry of `taskmasterctl`'s verbs, one file each, and the pieces
 //! they share.
 //!
-//! A verb's file holds its [`CommandSpec`]: name, usage, about and aliases
-//! (`update` for `reload`, `exit` for `quit`), its argument parsing, the
-//! request it sends, how its reply is rendered as text, and what its
-//! arguments complete to, with their tests. [`COMMANDS`] lists the verbs, one
-//! line each, in the order `help` shows them; the parser
-//! ([`crate::command::parse_words`]), [`Command::request`],
-//! [`crate::render::response`], `help` and the shell's completion all go
-//! through it. What stays shared: tokenizing and [`Command`] itself (the
-//! parsed arguments, one variant per verb, in `command.rs`), `--json` and
-//! error rendering and the tables (`render.rs`), and the connection and the
-//! waiting after `start`, `stop`, `reload --wait` and `tail -f` (`run.rs`).
+//! A verb's file holds everything about it: its [`CommandSpec`] (name,
+//! usage, about, aliases such as `update` for `reload` or `exit` for `quit`,
+//! its argument parsing, how its reply is rendered as text, what its
+//! arguments complete to), the type of its parsed arguments, and that type's
+//! [`Verb`] implementation: the request it sends, how long the reply may take
+//! ([`Wait`]), and, when sending one request and printing its reply is not
+//! all, how it runs ([`Verb::execute`]: `start` waits through BACKOFF,
+//! `reload --wait` polls, `tail -f` follows, `shutdown` takes a closed
+//! connection for its answer, `version` prints the client's version offline,
+//! `help` and `quit` send nothing); and its tests. [`COMMANDS`] lists the
+//! verbs, one line each, in the order `help` shows them; the parser
+//! ([`crate::command::parse_words`]), [`crate::run::Runner`], `help` and the
+//! shell's completion all go through it.
+//!
+//! What stays shared: tokenizing and the name lookup (`command.rs`), the
+//! connection, errors and the line loop of the three modes (`run.rs`),
+//! `--json` and the tables (`render.rs`), and the polling of instances until
+//! they settle (`wait.rs`, for `start` and `reload --wait`).
+//!
+//! # Adding a verb
+//!
+//! 1. Write `commands/<verb>.rs`: a `pub const SPEC: CommandSpec`, a type
+//!    for its parsed arguments (`#[derive(Debug, PartialEq)]`) and
+//!    `impl Verb` for it (`spec`, `request`; `wait` or `execute` if the
+//!    default, one request and its reply rendered, is not enough), with its
+//!    tests. Copy the closest existing verb.
+//! 2. Add `pub mod <verb>;` and `<verb>::SPEC,` to the list below. That is
+//!    all: help, usage errors, `--help`, completion and the three modes
+//!    follow; `every_verb_has_help_and_parses_its_own_usage_example` checks
+//!    the new entry.
+//!
+//! A new request or reply type is a change to `proto`, not to the client.
 
-use crate::command::{Command, UsageError};
+use crate::Code;
+use crate::command::UsageError;
 use crate::render::Rendered;
+use crate::run::{Context, Wait};
 use crate::shell::Names;
 use proto::{Request, Response, Target};
+use std::any::Any;
+use std::fmt;
+use std::io;
 
-mod avail;
-mod help;
-mod notify_test;
-mod pid;
-mod quit;
-mod reload;
-mod restart;
-mod shutdown;
-mod signal;
-mod start;
-mod status;
-mod stop;
-mod tail;
-mod version;
+pub mod avail;
+pub mod help;
+pub mod notify_test;
+pub mod pid;
+pub mod quit;
+pub mod reload;
+pub mod restart;
+pub mod shutdown;
+pub mod signal;
+pub mod start;
+pub mod status;
+pub mod stop;
+pub mod tail;
+pub mod version;
 
-/// A command the user can type: its `help` text and its parser.
+/// A command the user can type: its `help` text, its parser, its renderer
+/// and its completion.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandSpec {
     pub name: &'static str,
@@ -41,15 +68,67 @@ pub struct CommandSpec {
     pub about: &'static str,
     /// Other words for it (supervisorctl's: `update` for `reload`).
     pub aliases: &'static [&'static str],
-    /// Its arguments (after the name, `--json` removed) to a [`Command`].
-    pub parse: fn(&[&str]) -> Result<Command, UsageError>,
-    /// The request it sends; `None` for the local verbs (`help`, `quit`).
-    pub request: fn(&Command) -> Option<Request>,
+    /// Its arguments (after the name, `--json` removed) to its parsed form.
+    pub parse: fn(&[&str]) -> Parsed,
     /// Its reply as text (`--json` and errors are rendered the same for
     /// every verb); `None` when the reply does not answer this verb.
     pub render: fn(&Response) -> Option<Rendered>,
     /// What the shell offers for the word being typed after its name.
     pub complete: fn(&Completion<'_>) -> Vec<String>,
+}
+
+/// What a verb's parser makes of its arguments.
+pub type Parsed = Result<Box<dyn Verb>, UsageError>;
+
+/// A parsed command: what it sends and how it runs.
+pub trait Verb: fmt::Debug + AnyEq {
+    /// Its entry in [`COMMANDS`].
+    fn spec(&self) -> &'static CommandSpec;
+
+    /// The request it sends; `None` for the local verbs (`help`, `quit`).
+    fn request(&self) -> Option<Request>;
+
+    /// How long its reply may take: only a long wait listens for Ctrl-C in
+    /// the shell (see [`Wait`]).
+    fn wait(&self) -> Wait<'_> {
+        Wait::Quick
+    }
+
+    /// Runs it: by default sends [`Verb::request`] and prints the reply as
+    /// [`CommandSpec::render`] makes it. An `Err` is output that could not
+    /// be written.
+    fn execute(&self, cx: &mut Context<'_>) -> io::Result<Code> {
+        match self.request() {
+            Some(request) => cx.ask(self.spec(), &request, self.wait()),
+            None => Ok(Code::Ok),
+        }
+    }
+}
+
+/// Comparison of parsed commands of any verb (for the tests, and so an
+/// [`crate::command::Invocation`] compares): implemented for every
+/// `PartialEq` type, nothing to write per verb.
+pub trait AnyEq: Any {
+    /// Itself, to be downcast to its verb's type.
+    fn as_any(&self) -> &dyn Any;
+    /// Whether `other` is of the same type and equal.
+    fn eq_any(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: Any + PartialEq> AnyEq for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn eq_any(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>().is_some_and(|o| self == o)
+    }
+}
+
+impl PartialEq for dyn Verb {
+    fn eq(&self, other: &dyn Verb) -> bool {
+        self.eq_any(other.as_any())
+    }
 }
 
 /// What a verb's completion knows: the words typed after the verb's name, the
@@ -88,11 +167,6 @@ pub(crate) fn words(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// For the local verbs, which send nothing.
-pub(crate) fn local(_: &Command) -> Option<Request> {
-    None
-}
-
 /// For the local verbs, which get no reply.
 pub(crate) fn no_reply(_: &Response) -> Option<Rendered> {
     None
@@ -104,6 +178,16 @@ pub(crate) fn outcomes(reply: &Response) -> Option<Rendered> {
         Response::Outcomes(o) => Some(crate::render::outcomes(o)),
         Response::Done(d) => Some(crate::render::done(d)),
         _ => None,
+    }
+}
+
+/// The wait of `stop` and `restart`: reported after a second, unless
+/// `--no-wait`.
+pub(crate) fn reported(wait: bool, targets: &[String]) -> Wait<'_> {
+    if wait {
+        Wait::Reported(targets)
+    } else {
+        Wait::Quick
     }
 }
 
@@ -238,13 +322,25 @@ pub(crate) fn no_arguments(name: &'static str, args: &[&str]) -> Result<(), Usag
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::command::{Command, UsageError, parse_line};
+    use crate::command::{UsageError, parse_line};
+    use crate::commands::Verb;
 
-    pub fn cmd(line: &str) -> Command {
+    pub fn cmd(line: &str) -> Box<dyn Verb> {
         match parse_line(line) {
             Ok(Some(inv)) => inv.command,
             other => panic!("{line:?} did not parse: {other:?}"),
         }
+    }
+
+    /// Asserts that `line` parses to `expected` (of its verb's type).
+    #[track_caller]
+    pub fn parses<T: Verb + PartialEq>(line: &str, expected: T) {
+        let got = cmd(line);
+        assert_eq!(
+            got.as_ref().as_any().downcast_ref::<T>(),
+            Some(&expected),
+            "{line:?} parsed as {got:?}"
+        );
     }
 
     pub fn usage_err(line: &str) -> UsageError {
@@ -300,12 +396,43 @@ mod tests {
             let words = example(c.usage);
             match parse_words(&words) {
                 // And the command knows its verb, to be rendered by it.
-                Ok(inv) => assert_eq!(inv.command.name(), c.name),
+                Ok(inv) => assert_eq!(inv.command.spec().name, c.name),
                 Err(e) => panic!("{}: {words:?} does not parse: {e}", c.name),
             }
             for alias in c.aliases {
                 assert_eq!(spec(alias).map(|s| s.name), Some(c.name));
             }
+        }
+    }
+
+    #[test]
+    fn every_verb_is_completed_by_name_and_completes_its_arguments() {
+        let first = command_names();
+        let names = Names {
+            programs: vec!["web".into()],
+            instances: vec!["web:0".into()],
+        };
+        for c in COMMANDS {
+            assert!(
+                first.iter().any(|n| n == c.name),
+                "{} does not complete",
+                c.name
+            );
+            // Its completion answers for a first argument, with whole words.
+            for word in (c.complete)(&Completion {
+                args: &[],
+                prefix: "",
+                names: &names,
+            }) {
+                assert!(
+                    !word.is_empty() && !word.contains(' '),
+                    "{}: {word:?}",
+                    c.name
+                );
+            }
+            // And its help text names it.
+            let help = help::text(Some(c.name));
+            assert!(help.contains(c.usage) && help.contains(c.about), "{help}");
         }
     }
 }

@@ -1,9 +1,8 @@
 //! `notify-test PROGRAM`: send a test notification through a program's rules.
 
-use super::{CommandSpec, Completion, no_options, outcomes};
-use crate::command::{Command, UsageError};
-use proto::NotifyTestRequest;
-use proto::Request;
+use super::{CommandSpec, Completion, Parsed, Verb, no_options, outcomes};
+use crate::command::UsageError;
+use proto::{NotifyTestRequest, Request};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "notify-test",
@@ -11,18 +10,23 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "send a test notification through a program's rules",
     aliases: &[],
     parse,
-    request,
     render: outcomes,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `notify-test`'s argument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyTest {
+    pub program: String,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let err = |m: String| UsageError::new(SPEC.name, m);
     no_options(SPEC.name, args)?;
     match args {
-        [program] if !program.is_empty() && !program.contains(':') => Ok(Command::NotifyTest {
+        [program] if !program.is_empty() && !program.contains(':') => Ok(Box::new(NotifyTest {
             program: program.to_string(),
-        }),
+        })),
         [program] => Err(err(format!("bad program name {program:?}"))),
         [] => Err(err("missing program name".into())),
         _ => Err(err("notify-test takes one program name".into())),
@@ -37,14 +41,17 @@ fn complete(c: &Completion<'_>) -> Vec<String> {
     }
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::NotifyTest { program } = command else {
-        return None;
-    };
-    Some(
-        NotifyTestRequest {
-            program: program.clone(),
-        }
-        .into(),
-    )
+impl Verb for NotifyTest {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            NotifyTestRequest {
+                program: self.program.clone(),
+            }
+            .into(),
+        )
+    }
 }

@@ -1,12 +1,10 @@
 //! `pid [TARGET]`: the daemon's pid, or the pids of a target.
 
-use super::{CommandSpec, Completion, targets};
+use super::{CommandSpec, Completion, Parsed, Verb, targets};
 use crate::Code;
-use crate::command::{Command, UsageError};
+use crate::command::UsageError;
 use crate::render::{self, Rendered};
-use proto::PidRequest;
-use proto::Request;
-use proto::Response;
+use proto::{PidRequest, Request, Response};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "pid",
@@ -14,19 +12,24 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "print the daemon's pid, or the pids of a target",
     aliases: &[],
     parse,
-    request,
     render,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `pid`'s argument: `None` for the daemon's own pid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pid {
+    pub target: Option<String>,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let mut targets = targets(SPEC.name, args, false)?;
     if targets.len() > 1 {
         return Err(UsageError::new(SPEC.name, "pid takes at most one target"));
     }
-    Ok(Command::Pid {
+    Ok(Box::new(Pid {
         target: targets.pop(),
-    })
+    }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -44,31 +47,34 @@ fn render(reply: &Response) -> Option<Rendered> {
     Some(Rendered::out(render::pids_text(pids), Code::Ok))
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Pid { target } = command else {
-        return None;
-    };
-    Some(
-        PidRequest {
-            target: target.clone(),
-        }
-        .into(),
-    )
+impl Verb for Pid {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            PidRequest {
+                target: self.target.clone(),
+            }
+            .into(),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::command::Command;
-    use crate::commands::test_support::{cmd, usage_err};
+    use super::Pid;
+    use crate::commands::test_support::{parses, usage_err};
 
     #[test]
     fn pid_takes_zero_or_one_target() {
-        assert_eq!(cmd("pid"), Command::Pid { target: None });
-        assert_eq!(
-            cmd("pid web:0"),
-            Command::Pid {
-                target: Some("web:0".into())
-            }
+        parses("pid", Pid { target: None });
+        parses(
+            "pid web:0",
+            Pid {
+                target: Some("web:0".into()),
+            },
         );
         assert!(usage_err("pid a b").message.contains("at most one"));
     }

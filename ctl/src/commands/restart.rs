@@ -1,9 +1,9 @@
-//! `restart [--no-wait] TARGET...`: stop, then start processes.
+//! `restart [--no-wait] TARGET...`: stop, then start processes, telling
+//! after a second what it still waits for.
 
-use super::{CommandSpec, Completion, outcomes, wait_targets, words};
-use crate::command::{Command, UsageError};
-use proto::Request;
-use proto::RestartRequest;
+use super::{CommandSpec, Completion, Parsed, Verb, outcomes, reported, wait_targets, words};
+use crate::run::Wait;
+use proto::{Request, RestartRequest};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "restart",
@@ -11,14 +11,20 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "stop, then start processes",
     aliases: &[],
     parse,
-    request,
     render: outcomes,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `restart`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restart {
+    pub targets: Vec<String>,
+    pub wait: bool,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let (targets, wait, _) = wait_targets(SPEC.name, args, false)?;
-    Ok(Command::Restart { targets, wait })
+    Ok(Box::new(Restart { targets, wait }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -29,15 +35,22 @@ fn complete(c: &Completion<'_>) -> Vec<String> {
     }
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Restart { targets, wait } = command else {
-        return None;
-    };
-    Some(
-        RestartRequest {
-            targets: targets.clone(),
-            wait: *wait,
-        }
-        .into(),
-    )
+impl Verb for Restart {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            RestartRequest {
+                targets: self.targets.clone(),
+                wait: self.wait,
+            }
+            .into(),
+        )
+    }
+
+    fn wait(&self) -> Wait<'_> {
+        reported(self.wait, &self.targets)
+    }
 }

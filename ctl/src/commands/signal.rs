@@ -1,11 +1,9 @@
 //! `signal SIG TARGET...`: send a signal to processes; the name is checked
 //! here, so a typo never reaches the daemon.
 
-use super::{CommandSpec, Completion, no_options, outcomes, targets};
-use crate::command::{Command, UsageError};
-use proto::Request;
-use proto::Signal;
-use proto::SignalRequest;
+use super::{CommandSpec, Completion, Parsed, Verb, no_options, outcomes, targets};
+use crate::command::UsageError;
+use proto::{Request, Signal, SignalRequest};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "signal",
@@ -13,22 +11,28 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "send a signal (TERM, HUP, USR1, ...) to processes",
     aliases: &[],
     parse,
-    request,
     render: outcomes,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `signal`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendSignal {
+    pub signal: Signal,
+    pub targets: Vec<String>,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let err = |m: String| UsageError::new(SPEC.name, m);
     no_options(SPEC.name, args)?;
     let Some((sig, rest)) = args.split_first() else {
         return Err(err("missing signal name and target".into()));
     };
     let signal = sig.parse::<Signal>().map_err(|e| err(e.to_string()))?;
-    Ok(Command::Signal {
+    Ok(Box::new(SendSignal {
         signal,
         targets: targets(SPEC.name, rest, true)?,
-    })
+    }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -39,40 +43,43 @@ fn complete(c: &Completion<'_>) -> Vec<String> {
     }
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Signal { signal, targets } = command else {
-        return None;
-    };
-    Some(
-        SignalRequest {
-            signal: *signal,
-            targets: targets.clone(),
-        }
-        .into(),
-    )
+impl Verb for SendSignal {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            SignalRequest {
+                signal: self.signal,
+                targets: self.targets.clone(),
+            }
+            .into(),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::command::Command;
-    use crate::commands::test_support::{cmd, usage_err, v};
+    use super::SendSignal;
+    use crate::commands::test_support::{parses, usage_err, v};
     use proto::Signal;
 
     #[test]
     fn signal_names_are_checked_client_side() {
-        assert_eq!(
-            cmd("signal SIGusr1 web"),
-            Command::Signal {
+        parses(
+            "signal SIGusr1 web",
+            SendSignal {
                 signal: Signal::Usr1,
-                targets: v(&["web"])
-            }
+                targets: v(&["web"]),
+            },
         );
-        assert_eq!(
-            cmd("signal term web:0 db"),
-            Command::Signal {
+        parses(
+            "signal term web:0 db",
+            SendSignal {
                 signal: Signal::Term,
-                targets: v(&["web:0", "db"])
-            }
+                targets: v(&["web:0", "db"]),
+            },
         );
         let e = usage_err("signal FOO web");
         assert!(e.message.contains("unknown signal"), "{e}");

@@ -1,12 +1,9 @@
 //! `status [TARGET...]`: the state of processes, every one without a target.
 
-use super::{CommandSpec, Completion, targets};
+use super::{CommandSpec, Completion, Parsed, Verb, targets};
 use crate::Code;
-use crate::command::{Command, UsageError};
 use crate::render::{self, Rendered};
-use proto::Request;
-use proto::Response;
-use proto::StatusRequest;
+use proto::{Request, Response, StatusRequest};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "status",
@@ -14,15 +11,20 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "show the state of processes (every process without a target)",
     aliases: &[],
     parse,
-    request,
     render,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
-    Ok(Command::Status {
+/// `status`'s targets: none for every process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub targets: Vec<String>,
+}
+
+fn parse(args: &[&str]) -> Parsed {
+    Ok(Box::new(Status {
         targets: targets(SPEC.name, args, false)?,
-    })
+    }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -40,31 +42,34 @@ fn render(reply: &Response) -> Option<Rendered> {
     })
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Status { targets } = command else {
-        return None;
-    };
-    Some(
-        StatusRequest {
-            targets: targets.clone(),
-        }
-        .into(),
-    )
+impl Verb for Status {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            StatusRequest {
+                targets: self.targets.clone(),
+            }
+            .into(),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::command::Command;
-    use crate::commands::test_support::{cmd, v};
+    use super::Status;
+    use crate::commands::test_support::{parses, v};
 
     #[test]
     fn status_takes_any_number_of_targets_of_every_form() {
-        assert_eq!(cmd("status"), Command::Status { targets: vec![] });
-        assert_eq!(
-            cmd("status web web:0 all"),
-            Command::Status {
-                targets: v(&["web", "web:0", "all"])
-            }
+        parses("status", Status { targets: vec![] });
+        parses(
+            "status web web:0 all",
+            Status {
+                targets: v(&["web", "web:0", "all"]),
+            },
         );
     }
 }

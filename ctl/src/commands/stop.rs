@@ -1,9 +1,9 @@
-//! `stop [--no-wait] TARGET...`: stop processes and wait until they are gone.
+//! `stop [--no-wait] TARGET...`: stop processes and wait until they are gone,
+//! telling after a second what it still waits for.
 
-use super::{CommandSpec, Completion, outcomes, wait_targets, words};
-use crate::command::{Command, UsageError};
-use proto::Request;
-use proto::StopRequest;
+use super::{CommandSpec, Completion, Parsed, Verb, outcomes, reported, wait_targets, words};
+use crate::run::Wait;
+use proto::{Request, StopRequest};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "stop",
@@ -11,14 +11,20 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "stop processes and wait until they are gone",
     aliases: &[],
     parse,
-    request,
     render: outcomes,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `stop`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stop {
+    pub targets: Vec<String>,
+    pub wait: bool,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let (targets, wait, _) = wait_targets(SPEC.name, args, false)?;
-    Ok(Command::Stop { targets, wait })
+    Ok(Box::new(Stop { targets, wait }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -29,15 +35,22 @@ fn complete(c: &Completion<'_>) -> Vec<String> {
     }
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Stop { targets, wait } = command else {
-        return None;
-    };
-    Some(
-        StopRequest {
-            targets: targets.clone(),
-            wait: *wait,
-        }
-        .into(),
-    )
+impl Verb for Stop {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(
+            StopRequest {
+                targets: self.targets.clone(),
+                wait: self.wait,
+            }
+            .into(),
+        )
+    }
+
+    fn wait(&self) -> Wait<'_> {
+        reported(self.wait, &self.targets)
+    }
 }

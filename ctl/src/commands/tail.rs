@@ -1,14 +1,16 @@
 //! `tail [-f] [-n N] TARGET [stdout|stderr]`: the last output lines of one
-//! process, and with `-f` what it writes next.
+//! process, and with `-f` what it writes next, until Ctrl-C (shell) or the
+//! daemon ends the stream (it stopped: exit 3; the program was removed:
+//! exit 1; said on stderr, or as a JSON error with `--json`).
 
-use super::{CommandSpec, Completion, check_target, is_option, words};
+use super::{CommandSpec, Completion, Parsed, Verb, check_target, is_option, words};
 use crate::Code;
-use crate::command::{Command, UsageError};
+use crate::command::UsageError;
 use crate::render::{self, Rendered};
-use proto::Request;
-use proto::Response;
-use proto::TailRequest;
-use proto::{OutputStream, Target};
+use crate::run::{CallError, Context, Wait};
+use proto::{ClientError, OutputStream, Request, Response, TailRequest, Target};
+use serde_json::json;
+use std::io;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "tail",
@@ -16,12 +18,20 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "print the last output lines of a process (-f: keep following)",
     aliases: &[],
     parse,
-    request,
     render,
     complete,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `tail`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tail {
+    pub target: String,
+    pub stream: OutputStream,
+    pub lines: usize,
+    pub follow: bool,
+}
+
+fn parse(args: &[&str]) -> Parsed {
     let err = |m: String| UsageError::new(SPEC.name, m);
     let mut follow = false;
     let mut lines = 10usize;
@@ -55,12 +65,12 @@ fn parse(args: &[&str]) -> Result<Command, UsageError> {
     if check_target(target).map_err(err)? == Target::All {
         return Err(err("tail needs one process, not all".into()));
     }
-    Ok(Command::Tail {
+    Ok(Box::new(Tail {
         target: target.to_string(),
         stream,
         lines,
         follow,
-    })
+    }))
 }
 
 fn complete(c: &Completion<'_>) -> Vec<String> {
@@ -86,61 +96,129 @@ fn render(reply: &Response) -> Option<Rendered> {
     }
 }
 
-fn request(command: &Command) -> Option<Request> {
-    let Command::Tail {
-        target,
-        stream,
-        lines,
-        follow,
-    } = command
-    else {
-        return None;
-    };
-    Some(
+impl Tail {
+    fn to_request(&self) -> Request {
         TailRequest {
-            target: target.clone(),
-            stream: *stream,
-            lines: *lines,
-            follow: *follow,
+            target: self.target.clone(),
+            stream: self.stream,
+            lines: self.lines,
+            follow: self.follow,
         }
-        .into(),
-    )
+        .into()
+    }
+}
+
+impl Verb for Tail {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(self.to_request())
+    }
+
+    fn wait(&self) -> Wait<'_> {
+        if self.follow { Wait::Long } else { Wait::Quick }
+    }
+
+    fn execute(&self, cx: &mut Context<'_>) -> io::Result<Code> {
+        let reply = match cx.call(&self.to_request(), self.wait()) {
+            Ok(reply) => reply,
+            Err(e) => return cx.report(&e),
+        };
+        let code = cx.reply(&SPEC, &reply)?;
+        match reply {
+            Response::Tail(_) if self.follow => follow(cx),
+            _ => Ok(code),
+        }
+    }
+}
+
+/// Prints `tail -f` chunks until the daemon closes, or Ctrl-C (shell).
+fn follow(cx: &mut Context<'_>) -> io::Result<Code> {
+    cx.out.flush()?;
+    let result = loop {
+        match cx.next_message() {
+            Ok(Response::TailChunk(c)) => {
+                if cx.json {
+                    cx.out.write_all(render::json_line(&json!(c)).as_bytes())?;
+                } else {
+                    cx.out.write_all(c.data.as_bytes())?;
+                }
+                cx.out.flush()?;
+            }
+            Ok(Response::Error(e)) => break cx.emit(&render::error_reply(&e, cx.json)),
+            Ok(other) => {
+                let _ = writeln!(
+                    cx.err,
+                    "error: unexpected reply from taskmasterd: {other:?}"
+                );
+                break Ok(Code::Failed);
+            }
+            Err(CallError::Interrupted(_)) => break Ok(Code::Ok),
+            // The daemon ended the stream: it stopped, or the program was
+            // removed by a reload. A new connection tells which.
+            Err(CallError::Lost(ClientError::Closed)) => {
+                let (why, kind, code) = if cx.reachable() {
+                    (
+                        "taskmasterd is still running: the program was removed",
+                        "stream_ended",
+                        Code::Failed,
+                    )
+                } else {
+                    ("taskmasterd stopped", "unreachable", Code::Unreachable)
+                };
+                let why = format!("the daemon closed the stream: {why}");
+                if cx.json {
+                    cx.out
+                        .write_all(render::error_json(kind, &why).as_bytes())?;
+                } else {
+                    let _ = writeln!(cx.err, "{why}");
+                }
+                break Ok(code);
+            }
+            Err(e) => break cx.report(&e),
+        }
+    };
+    // The connection is still streaming: it cannot carry another request.
+    cx.disconnect();
+    result
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::command::Command;
-    use crate::commands::test_support::{cmd, usage_err};
+    use super::Tail;
+    use crate::commands::test_support::{parses, usage_err};
     use proto::OutputStream;
 
     #[test]
     fn tail_options() {
-        assert_eq!(
-            cmd("tail web"),
-            Command::Tail {
+        parses(
+            "tail web",
+            Tail {
                 target: "web".into(),
                 stream: OutputStream::Stdout,
                 lines: 10,
-                follow: false
-            }
+                follow: false,
+            },
         );
-        assert_eq!(
-            cmd("tail -f -n 3 web:1 stderr"),
-            Command::Tail {
+        parses(
+            "tail -f -n 3 web:1 stderr",
+            Tail {
                 target: "web:1".into(),
                 stream: OutputStream::Stderr,
                 lines: 3,
-                follow: true
-            }
+                follow: true,
+            },
         );
-        assert_eq!(
-            cmd("tail web stdout -n5 --follow"),
-            Command::Tail {
+        parses(
+            "tail web stdout -n5 --follow",
+            Tail {
                 target: "web".into(),
                 stream: OutputStream::Stdout,
                 lines: 5,
-                follow: true
-            }
+                follow: true,
+            },
         );
         assert!(usage_err("tail").message.contains("missing target"));
         assert!(usage_err("tail -n x web").message.contains("number"));

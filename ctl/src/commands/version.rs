@@ -1,11 +1,12 @@
-//! `version`: the client and daemon versions.
+//! `version`: the client and daemon versions; the client's alone (and the
+//! reason, exit 3) when the daemon cannot be reached.
 
-use super::{CommandSpec, no_arguments, nothing};
+use super::{CommandSpec, Parsed, Verb, no_arguments, nothing};
 use crate::Code;
-use crate::command::{Command, UsageError};
 use crate::render::Rendered;
-use proto::Request;
-use proto::Response;
+use crate::run::{Context, Wait};
+use proto::{Request, Response};
+use std::io;
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "version",
@@ -13,14 +14,17 @@ pub const SPEC: CommandSpec = CommandSpec {
     about: "print the client and daemon versions",
     aliases: &[],
     parse,
-    request,
     render,
     complete: nothing,
 };
 
-fn parse(args: &[&str]) -> Result<Command, UsageError> {
+/// `version` (no arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version;
+
+fn parse(args: &[&str]) -> Parsed {
     no_arguments(SPEC.name, args)?;
-    Ok(Command::Version)
+    Ok(Box::new(Version))
 }
 
 fn render(reply: &Response) -> Option<Rendered> {
@@ -38,6 +42,25 @@ fn render(reply: &Response) -> Option<Rendered> {
     ))
 }
 
-fn request(_: &Command) -> Option<Request> {
-    Some(Request::Version)
+impl Verb for Version {
+    fn spec(&self) -> &'static CommandSpec {
+        &SPEC
+    }
+
+    fn request(&self) -> Option<Request> {
+        Some(Request::Version)
+    }
+
+    fn execute(&self, cx: &mut Context<'_>) -> io::Result<Code> {
+        match cx.call(&Request::Version, Wait::Quick) {
+            Ok(reply) => cx.reply(&SPEC, &reply),
+            Err(e) => {
+                // What the client knows without the daemon.
+                if !cx.json {
+                    writeln!(cx.out, "taskmasterctl {}", proto::SUITE_VERSION)?;
+                }
+                cx.report(&e)
+            }
+        }
+    }
 }
