@@ -662,6 +662,7 @@ impl ProcessActor {
             self.stderr.as_deref(),
             &self.ctx.secret_env.names(),
             cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
+            spawn::SpawnOptions::default(),
         );
         drop(cgroup_procs);
         match spawned {

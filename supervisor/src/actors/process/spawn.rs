@@ -12,7 +12,12 @@
 //! umask is applied, and it has no descriptor above 2 (see `vfork.rs`). Its
 //! environment is the daemon's, then `user:`'s `HOME`,
 //! `USER` and `LOGNAME`, then `env:`, then the tags below (which `env:`
-//! cannot override).
+//! cannot override), then the caller's [`SpawnOptions::env`] (a
+//! `NOTIFY_SOCKET`).
+//!
+//! The same function starts what runs "like the program" beside it (a
+//! `before_start` hook, an `exec` probe: see `helper.rs`): [`SpawnOptions`]
+//! replaces the argv and can send stdout and stderr into one pipe.
 //!
 //! No orphans: the child asks the kernel for SIGKILL when the daemon dies
 //! (`PR_SET_PDEATHSIG`; the parent-death signal follows the *thread* that
@@ -97,12 +102,26 @@ pub struct SpawnedChild {
     pub stderr: Option<OwnedFd>,
 }
 
+/// What a spawn changes from running the program itself; the default
+/// changes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpawnOptions<'a> {
+    /// Run this instead of the program's `argv` (a hook, an `exec` probe).
+    pub argv: Option<&'a [String]>,
+    /// Variables set last, after `env:` and the tags (`NOTIFY_SOCKET`).
+    pub env: &'a [(OsString, OsString)],
+    /// One pipe for both stdout and stderr, returned as
+    /// [`SpawnedChild::stdout`], whatever the sinks say (the sinks given
+    /// are still opened first): the caller reads the output itself.
+    pub merged_output: bool,
+}
+
 /// Starts instance `index` of `program`, its streams piped when a sink is
 /// given (the sink's file is (re)opened first) and sent to `/dev/null`
 /// otherwise. `hidden_env` names daemon variables the child does not
 /// inherit (secrets); the program's own `env:` still applies. With
 /// `cgroup_procs` (an open `cgroup.procs`), the child joins that cgroup
-/// before anything else.
+/// before anything else. `options` changes what runs (see [`SpawnOptions`]).
 pub fn spawn(
     program: &ProgramConfig,
     index: u32,
@@ -110,8 +129,10 @@ pub fn spawn(
     stderr: Option<&OutputSink>,
     hidden_env: &[String],
     cgroup_procs: Option<RawFd>,
+    options: SpawnOptions<'_>,
 ) -> Result<SpawnedChild, SpawnError> {
-    let Some(exe) = program.argv.first() else {
+    let argv = options.argv.unwrap_or(&program.argv);
+    let Some(exe) = argv.first() else {
         return Err(SpawnError::EmptyCommand);
     };
     for sink in [stdout, stderr].into_iter().flatten() {
@@ -122,15 +143,21 @@ pub fn spawn(
         step: "open /dev/null",
         source,
     })?;
-    let pipe = |sink: Option<&OutputSink>| -> Result<Option<(OwnedFd, OwnedFd)>, SpawnError> {
-        sink.map(|_| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC))
-            .transpose()
+    let pipe = |wanted: bool| -> Result<Option<(OwnedFd, OwnedFd)>, SpawnError> {
+        if !wanted {
+            return Ok(None);
+        }
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map(Some)
             .map_err(|e| SpawnError::from_spawn(exe, io::Error::from(e)))
     };
-    let out = pipe(stdout)?;
-    let err = pipe(stderr)?;
+    let (out, err) = if options.merged_output {
+        (pipe(true)?, None)
+    } else {
+        (pipe(stdout.is_some())?, pipe(stderr.is_some())?)
+    };
 
-    let (inherited, set) = environment(program, index, hidden_env);
+    let (inherited, set) = environment(program, index, hidden_env, options.env);
     // The PATH the child will have decides where its program is found.
     let path = match set.iter().find(|(k, _)| k == "PATH") {
         Some((_, v)) => Some(v.as_os_str()),
@@ -140,14 +167,18 @@ pub fn spawn(
             .and_then(|(_, entry)| entry.to_bytes().strip_prefix(b"PATH="))
             .map(OsStr::from_bytes),
     };
-    let mut plan =
-        Plan::new(&program.argv, inherited, &set, path).map_err(|e| SpawnError::Setup {
-            step: e.what,
-            source: io::Error::from_raw_os_error(libc::EINVAL),
-        })?;
+    let mut plan = Plan::new(argv, inherited, &set, path).map_err(|e| SpawnError::Setup {
+        step: e.what,
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })?;
     let write_end =
         |p: &Option<(OwnedFd, OwnedFd)>| p.as_ref().map_or(null, |(_, w)| w.as_raw_fd());
-    plan.stdio = [null, write_end(&out), write_end(&err)];
+    let stderr_end = if options.merged_output {
+        write_end(&out)
+    } else {
+        write_end(&err)
+    };
+    plan.stdio = [null, write_end(&out), stderr_end];
     plan.cwd =
         match &program.workingdir {
             Some(dir) => Some(CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
@@ -240,8 +271,10 @@ fn environment(
     program: &ProgramConfig,
     index: u32,
     hidden_env: &[String],
+    extra: &[(OsString, OsString)],
 ) -> (Vec<&'static CStr>, Vec<(OsString, OsString)>) {
-    let mut set: Vec<(OsString, OsString)> = Vec::with_capacity(program.env.len() + 5);
+    let mut set: Vec<(OsString, OsString)> =
+        Vec::with_capacity(program.env.len() + extra.len() + 5);
     let mut put = |k: OsString, v: OsString| match set.iter_mut().find(|(key, _)| *key == k) {
         Some(entry) => entry.1 = v,
         None => set.push((k, v)),
@@ -262,6 +295,9 @@ fn environment(
         leftovers::INSTANCE_ENV.into(),
         program.instance_name(index).into(),
     );
+    for (k, v) in extra {
+        put(k.clone(), v.clone());
+    }
     let inherited = daemon_env()
         .iter()
         .filter(|(k, _)| !set.iter().any(|(key, _)| key == k))
@@ -329,5 +365,33 @@ mod tests {
             now,
         );
         assert_eq!(machine.state(), ProcessState::Backoff);
+    }
+
+    #[test]
+    fn the_callers_variables_come_last_and_override_env_and_the_tags() {
+        let mut program = ProgramConfig::with_defaults("web", "web", std::path::Path::new("/tmp"));
+        program
+            .env
+            .insert("NOTIFY_SOCKET".into(), "from env".into());
+        program.env.insert("KEEP".into(), "kept".into());
+        let extra = [
+            (OsString::from("NOTIFY_SOCKET"), OsString::from("/run/x")),
+            (
+                OsString::from(leftovers::INSTANCE_ENV),
+                OsString::from("other"),
+            ),
+        ];
+        let (_, set) = environment(&program, 0, &[], &extra);
+        let get = |k: &str| set.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(get("NOTIFY_SOCKET"), Some("/run/x".into()));
+        assert_eq!(get("KEEP"), Some("kept".into()));
+        assert_eq!(get(leftovers::INSTANCE_ENV), Some("other".into()));
+        // Without extra variables, the tag is the instance's own.
+        let (_, set) = environment(&program, 0, &[], &[]);
+        let tag = set.iter().find(|(k, _)| k == leftovers::INSTANCE_ENV);
+        assert_eq!(
+            tag.map(|(_, v)| v.clone()),
+            Some(program.instance_name(0).into())
+        );
     }
 }
