@@ -17,6 +17,7 @@ pub mod eventlog;
 pub mod leftovers;
 pub mod output;
 pub mod pidfile;
+pub mod probe;
 pub mod reload;
 pub mod signals;
 pub mod sys;
