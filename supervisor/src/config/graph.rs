@@ -314,8 +314,10 @@ mod tests {
     }
 
     #[test]
-    fn a_long_chain_neither_overflows_nor_slows() {
-        let names: Vec<String> = (0..20_000).map(|i| format!("p{i:05}")).collect();
+    fn a_long_chain_needs_no_deep_stack() -> Result<(), String> {
+        // 2000 programs, each depending on the one before, walked on a
+        // 64 KiB stack: a recursive walk would need far more.
+        let names: Vec<String> = (0..2_000).map(|i| format!("p{i:04}")).collect();
         let programs: Programs = names
             .iter()
             .enumerate()
@@ -328,9 +330,22 @@ mod tests {
                 (name.clone(), Arc::new(p))
             })
             .collect();
-        assert_eq!(find_cycle(&programs), None);
-        assert_eq!(start_order(&programs), names);
-        assert_eq!(dependencies(&programs, &names[19_999]).len(), 19_999);
-        assert_eq!(dependents(&programs, &names[0]).first(), names.last());
+        let walk = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                (
+                    find_cycle(&programs),
+                    start_order(&programs),
+                    dependencies(&programs, "p1999").len(),
+                    dependents(&programs, "p0000").first().cloned(),
+                )
+            })
+            .map_err(|e| e.to_string())?;
+        let (cycle, order, deps, farthest) = walk.join().map_err(|_| "the walk panicked")?;
+        assert_eq!(cycle, None);
+        assert_eq!(order, names);
+        assert_eq!(deps, 1_999);
+        assert_eq!(farthest.as_deref(), Some("p1999"));
+        Ok(())
     }
 }

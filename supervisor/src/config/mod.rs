@@ -10,6 +10,8 @@ pub mod email;
 pub mod graph;
 pub mod ready;
 #[cfg(test)]
+mod ready_tests;
+#[cfg(test)]
 mod tests;
 mod validate;
 mod yaml;
@@ -285,6 +287,12 @@ pub const PROGRAM_KEYS: &[(&str, KeyClass)] = &[
     ("maxrestarts", KeyClass::Policy),
     ("restartwindow", KeyClass::Policy),
     ("notify", KeyClass::Policy),
+    ("ready", KeyClass::Policy),
+    ("health", KeyClass::Policy),
+    ("watchdog", KeyClass::Policy),
+    ("before_start", KeyClass::Spawn),
+    ("before_start_timeout", KeyClass::Spawn),
+    ("depends_on", KeyClass::Policy),
 ];
 
 /// The class of a program key, `None` if it is not one.
@@ -322,13 +330,12 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         maxrestarts: old_maxrestarts,
         restartwindow: old_restartwindow,
         notify: old_notify,
-        // The readiness keys are compared once they are read (issue 13).
-        starttime_explicit: _,
-        ready: _,
-        health: _,
-        watchdog: _,
-        before_start: _,
-        depends_on: _,
+        starttime_explicit: old_starttime_explicit,
+        ready: old_ready,
+        health: old_health,
+        watchdog: old_watchdog,
+        before_start: old_before_start,
+        depends_on: old_depends_on,
     } = old;
     let ProgramConfig {
         name: _,
@@ -351,20 +358,27 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         maxrestarts,
         restartwindow,
         notify,
-        starttime_explicit: _,
-        ready: _,
-        health: _,
-        watchdog: _,
-        before_start: _,
-        depends_on: _,
+        starttime_explicit,
+        ready,
+        health,
+        watchdog,
+        before_start,
+        depends_on,
     } = new;
+    // `before_start_timeout` lives in the hook: without a hook there is no
+    // timeout to change.
+    let hook_command = |h: &Option<Hook>| h.as_ref().map(|h| (h.cmd.clone(), h.argv.clone()));
+    let hook_timeout = |h: &Option<Hook>| h.as_ref().map(|h| h.timeout);
     let checks = [
         ("cmd", old_cmd != cmd || old_argv != argv),
         ("numprocs", old_numprocs != numprocs),
         ("autostart", old_autostart != autostart),
         ("autorestart", old_autorestart != autorestart),
         ("exitcodes", old_exitcodes != exitcodes),
-        ("starttime", old_starttime != starttime),
+        (
+            "starttime",
+            old_starttime != starttime || old_starttime_explicit != starttime_explicit,
+        ),
         ("startretries", old_startretries != startretries),
         ("stopsignal", old_stopsignal != stopsignal),
         ("stoptime", old_stoptime != stoptime),
@@ -377,6 +391,20 @@ pub fn changed_keys(old: &ProgramConfig, new: &ProgramConfig) -> Vec<&'static st
         ("maxrestarts", old_maxrestarts != maxrestarts),
         ("restartwindow", old_restartwindow != restartwindow),
         ("notify", old_notify != notify),
+        ("ready", old_ready != ready),
+        ("health", old_health != health),
+        ("watchdog", old_watchdog != watchdog),
+        (
+            "before_start",
+            hook_command(old_before_start) != hook_command(before_start),
+        ),
+        (
+            "before_start_timeout",
+            hook_timeout(old_before_start).is_some()
+                && hook_timeout(before_start).is_some()
+                && hook_timeout(old_before_start) != hook_timeout(before_start),
+        ),
+        ("depends_on", old_depends_on != depends_on),
     ];
     checks
         .into_iter()

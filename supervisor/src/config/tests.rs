@@ -5,9 +5,9 @@ use super::*;
 use std::time::Instant;
 
 /// A config file path whose directory need not exist.
-const FILE: &str = "/srv/tm/taskmaster.yaml";
+pub(super) const FILE: &str = "/srv/tm/taskmaster.yaml";
 
-fn problems(text: &str) -> Vec<Problem> {
+pub(super) fn problems(text: &str) -> Vec<Problem> {
     match parse(text, Path::new(FILE)) {
         Err(ConfigError::Invalid { problems, .. }) => problems,
         other => panic!("expected problems for {text:?}, got {other:?}"),
@@ -15,17 +15,17 @@ fn problems(text: &str) -> Vec<Problem> {
 }
 
 /// The single problem `text` has.
-fn problem(text: &str) -> Problem {
+pub(super) fn problem(text: &str) -> Problem {
     let mut all = problems(text);
     assert_eq!(all.len(), 1, "{text:?} gave {all:#?}");
     all.remove(0)
 }
 
-fn valid(text: &str) -> Result<Config, String> {
+pub(super) fn valid(text: &str) -> Result<Config, String> {
     parse(text, Path::new(FILE)).map_err(|e| e.to_string())
 }
 
-fn web(config: &Config) -> Result<&ProgramConfig, String> {
+pub(super) fn web(config: &Config) -> Result<&ProgramConfig, String> {
     config
         .programs
         .get("web")
@@ -34,7 +34,7 @@ fn web(config: &Config) -> Result<&ProgramConfig, String> {
 }
 
 /// `web` with one extra line of settings, written at line 4.
-fn web_with(line: &str) -> String {
+pub(super) fn web_with(line: &str) -> String {
     format!("programs:\n  web:\n    cmd: sleep 1\n    {line}\n")
 }
 
@@ -80,7 +80,7 @@ fn supervisord_option_names_get_the_name_of_ours() {
             "redirect_stderr: true",
             "`stderr:` set to the same file as `stdout:`",
         ),
-        ("priority: 10", "no equivalent"),
+        ("priority: 10", "`depends_on: {NAME: started}`"),
     ] {
         let p = problem(&web_with(theirs));
         assert!(
@@ -533,7 +533,9 @@ fn anchors_and_merge_keys_share_settings() -> Result<(), String> {
 fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = tmp.path().join("tm.yaml");
-    let base = "email: {smtp: {host: localhost}, from: tm@example.com, to: ops@example.com}\nprograms:\n  web:\n    cmd: sleep 1\n";
+    // `watchdog` needs `ready: {notify: true}`, `before_start_timeout` a
+    // hook: the base has both, and their edits replace them.
+    let base = "email: {smtp: {host: localhost}, from: tm@example.com, to: ops@example.com}\nprograms:\n  web:\n    cmd: sleep 1\n    ready: {notify: true}\n    before_start: \"true\"\n  db: {cmd: sleep 1}\n";
     let edits = [
         ("cmd", "cmd: sleep 2"),
         ("numprocs", "numprocs: 3"),
@@ -554,6 +556,12 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
         ("maxrestarts", "maxrestarts: 0"),
         ("restartwindow", "restartwindow: 60"),
         ("notify", "notify: [{on: fatal}]"),
+        ("ready", "ready: {notify: true, timeout: 5}"),
+        ("health", "health: {tcp: \"127.0.0.1:1\"}"),
+        ("watchdog", "watchdog: 3"),
+        ("before_start", "before_start: \"false\""),
+        ("before_start_timeout", "before_start_timeout: 5"),
+        ("depends_on", "depends_on: {db: ready}"),
     ];
     let edited: Vec<&str> = edits.iter().map(|(k, _)| *k).collect();
     let classified: Vec<&str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
@@ -567,11 +575,14 @@ fn changed_keys_names_exactly_the_key_that_changed() -> Result<(), String> {
     assert!(changed_keys(&old, &old).is_empty());
     for (key, line) in edits {
         let line = &line.replace("{euid}", &nix::unistd::geteuid().to_string());
-        // `cmd` is replaced (a duplicate key would be refused); others added.
-        let text = if key == "cmd" {
-            base.replace("cmd: sleep 1", line)
-        } else {
-            format!("{base}    {line}\n")
+        // A key the base has is replaced (a duplicate key would be
+        // refused); others are added.
+        let old_line = base
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")));
+        let text = match old_line {
+            Some(old_line) => base.replacen(old_line.trim_start(), line, 1),
+            None => base.replacen("\n  db:", &format!("\n    {line}\n  db:"), 1),
         };
         let new = program(&text)?;
         assert_eq!(changed_keys(&old, &new), vec![key], "after `{line}`");
@@ -593,6 +604,14 @@ fn key_classes_follow_the_reload_rules() {
     assert_eq!(key_class("stoptime"), Some(KeyClass::Policy));
     assert_eq!(key_class("numprocs"), Some(KeyClass::Scale));
     assert_eq!(key_class("autostart"), Some(KeyClass::Autostart));
+    // Issue 13: probes and dependencies apply in place; the hook is part
+    // of how an instance is spawned.
+    for key in ["ready", "health", "watchdog", "depends_on"] {
+        assert_eq!(key_class(key), Some(KeyClass::Policy), "{key}");
+    }
+    for key in ["before_start", "before_start_timeout"] {
+        assert_eq!(key_class(key), Some(KeyClass::Spawn), "{key}");
+    }
     assert_eq!(key_class("name"), None);
     assert_eq!(key_class("argv"), None);
 }

@@ -14,12 +14,14 @@
 //!
 //! The checks are split by section: [`values`] reads typed scalars (numbers,
 //! booleans, paths, signals, umasks, …), [`program`] a program's keys,
-//! [`server`] the `server:` and `log:` sections, [`email`] the `email:`
-//! section and `notify:` rules. This module holds the entry point, the
+//! [`ready`] its readiness keys (`ready`, `health`, `watchdog`,
+//! `before_start`, `depends_on`), [`server`] the `server:` and `log:`
+//! sections, [`email`] the `email:` section and `notify:` rules. This module holds the entry point, the
 //! [`Ctx`] they all report into, and the helpers they share.
 
 mod email;
 mod program;
+pub(in crate::config) mod ready;
 mod server;
 mod values;
 
@@ -59,6 +61,7 @@ pub(super) fn validate(
             })
             .collect(),
         email_seen: email::EmailSeen::Absent,
+        depends_at: Vec::new(),
     };
     let config = doc.root.and_then(|root| ctx.config(&root, absolute));
     if ctx.problems.is_empty()
@@ -89,6 +92,8 @@ struct Ctx {
     warnings: Vec<Problem>,
     /// The `email:` section as notify rules need it; read before programs.
     email_seen: email::EmailSeen,
+    /// Every `depends_on` entry read, checked once all programs are.
+    depends_at: Vec<ready::DependEdge>,
 }
 
 /// `path.key`, or `key` at the top.
@@ -317,7 +322,43 @@ const SUPERVISORD_PROGRAM_KEYS: &[(&str, &str)] = &[
     ),
     (
         "priority",
-        "supervisord's `priority` has no equivalent: programs start together",
+        "supervisord's `priority` is written here as `depends_on: {NAME: started}`: a program starts after what it depends on, and stops before it",
+    ),
+    // Not supervisord's (it has no readiness), but what users of systemd,
+    // docker-compose and Kubernetes type first.
+    ("depends", "did you mean `depends_on`?"),
+    (
+        "requires",
+        "did you mean `depends_on`? (systemd's `Requires=`)",
+    ),
+    ("after", "did you mean `depends_on`? (systemd's `After=`)"),
+    (
+        "healthcheck",
+        "did you mean `health`? (docker-compose's `healthcheck`)",
+    ),
+    (
+        "readiness_probe",
+        "did you mean `ready`? (Kubernetes' `readinessProbe`)",
+    ),
+    (
+        "readinessprobe",
+        "did you mean `ready`? (Kubernetes' `readinessProbe`)",
+    ),
+    (
+        "liveness_probe",
+        "did you mean `health`? (Kubernetes' `livenessProbe`)",
+    ),
+    (
+        "livenessprobe",
+        "did you mean `health`? (Kubernetes' `livenessProbe`)",
+    ),
+    (
+        "execstartpre",
+        "did you mean `before_start`? (systemd's `ExecStartPre=`)",
+    ),
+    (
+        "watchdogsec",
+        "did you mean `watchdog`? (systemd's `WatchdogSec=`)",
     ),
     (
         "process_name",

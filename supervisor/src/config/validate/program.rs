@@ -1,10 +1,11 @@
 //! A program's section: `programs:` and each `programs.NAME:` key by key,
 //! plus the `user:` lookup and the rules for program names.
 
+use super::ready::Readiness;
 use super::{Ctx, join, to_u32};
 use crate::config::yaml::{Kind, Node, quote};
 use crate::config::{DEFAULT_LOGS_DIR, MAX_NUMPROCS, PROGRAM_KEYS, ProgramConfig, RunAs};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ impl Ctx {
         let logs_dir = self.dir.join(DEFAULT_LOGS_DIR);
         let valid: Vec<&'static str> = PROGRAM_KEYS.iter().map(|(k, _)| *k).collect();
         let mut programs = BTreeMap::new();
+        let mut names = BTreeSet::new();
         for (name, entry) in self.mapping(node, "programs") {
+            names.insert(name.to_string());
             let path = join("programs", name);
             let name_ok = valid_program_name(name);
             if !name_ok {
@@ -35,6 +38,7 @@ impl Ctx {
                 programs.insert(name.to_string(), Arc::new(program));
             }
         }
+        self.depends_on_graph(&names, &programs);
         (self.problems.len() == before).then_some(programs)
     }
 
@@ -50,6 +54,7 @@ impl Ctx {
         let before = self.problems.len();
         let mut p = ProgramConfig::with_defaults(name, "", logs_dir);
         let mut have_cmd = false;
+        let mut readiness = Readiness::default();
         for (key, entry) in self.entries(body, &path, valid) {
             let at = join(&path, key);
             let v = &*entry.value;
@@ -87,6 +92,7 @@ impl Ctx {
                 "starttime" => {
                     if let Some(d) = self.seconds(v, &at, true) {
                         p.starttime = d;
+                        p.starttime_explicit = true;
                     }
                 }
                 "startretries" => {
@@ -152,6 +158,12 @@ impl Ctx {
                         p.notify = rules;
                     }
                 }
+                "ready"
+                | "health"
+                | "watchdog"
+                | "before_start"
+                | "before_start_timeout"
+                | "depends_on" => self.readiness_key(&mut readiness, key, v, &at, name),
                 other => {
                     // Only reachable if PROGRAM_KEYS gains a key without a
                     // match arm here; a unit test sets every key.
@@ -170,6 +182,7 @@ impl Ctx {
                 "missing required key `cmd` (the command to run, e.g. `cmd: sleep 60`)",
             );
         }
+        self.finish_readiness(readiness, &mut p, &path);
         (self.problems.len() == before).then_some(p)
     }
 }
