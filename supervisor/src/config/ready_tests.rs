@@ -10,6 +10,7 @@ use crate::config::ready::{
     READY_TIMEOUT,
 };
 use crate::config::validate::ready::{http_url, log_pattern, tcp_address};
+use std::collections::BTreeSet;
 
 /// `web` with the YAML lines `lines` (indented as program keys) from line 4.
 fn web_lines(lines: &[&str]) -> String {
@@ -499,5 +500,41 @@ fn starttime_written_is_explicit_even_at_its_default() -> Result<(), String> {
     assert_eq!(written.starttime, default.starttime);
     assert!(written.starttime_explicit && !default.starttime_explicit);
     assert_eq!(changed_keys(default, written), vec!["starttime"]);
+    Ok(())
+}
+
+#[test]
+fn the_readiness_example_shows_every_probe_kind_and_condition() -> Result<(), String> {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/readiness.yaml"
+    ));
+    let config = load(path).map_err(|e| e.to_string())?;
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let kinds: BTreeSet<&str> = config
+        .programs
+        .values()
+        .filter_map(|p| p.ready.as_ref().map(|r| r.probe.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["exec", "http", "log", "notify", "tcp"]
+            .into_iter()
+            .collect()
+    );
+    let conditions: BTreeSet<DependCondition> = config
+        .programs
+        .values()
+        .flat_map(|p| p.depends_on.values().copied())
+        .collect();
+    assert_eq!(conditions.len(), 3, "{conditions:?}");
+    let program = |name: &str| config.programs.get(name).ok_or(format!("no {name}"));
+    assert!(program("api")?.health.is_some());
+    assert_eq!(program("worker")?.watchdog, Some(Duration::from_secs(10)));
+    assert!(program("cache")?.before_start.is_some());
+    assert_eq!(
+        graph::dependencies(&config.programs, "web"),
+        ["cache", "db", "api"]
+    );
     Ok(())
 }
