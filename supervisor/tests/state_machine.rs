@@ -70,7 +70,7 @@ enum Action {
     /// An exit report for a pid that is not the leader.
     StrayExit(u32, ExitStatus),
     /// A reload changed policy fields only.
-    UpdatePolicy(Policy),
+    UpdatePolicy(Box<Policy>),
 }
 
 /// The leader: its pid, and how it ended if it is dead but not reaped.
@@ -238,7 +238,7 @@ impl World {
                     self.ignored(Event::Exited { pid, status })?;
                 }
             }
-            Action::UpdatePolicy(policy) => self.policy = policy,
+            Action::UpdatePolicy(policy) => self.policy = *policy,
         }
         let after = self.m.state();
         if matches!(
@@ -398,6 +398,12 @@ impl World {
                     self.watching = Some(pgid);
                 }
             }
+            // Readiness is not randomized here (the unit tests cover it).
+            Effect::RunBeforeStart => queue.push_back(Event::BeforeStartDone { result: Ok(()) }),
+            Effect::CancelBeforeStart
+            | Effect::StartReadyProbe
+            | Effect::StartHealth
+            | Effect::StopProbes => {}
             Effect::Log(..) => {}
             Effect::Resolve(Resolve::Started(_) | Resolve::StartFailed(_)) => {
                 self.start_waiters = 0;
@@ -508,6 +514,11 @@ fn policy() -> impl Strategy<Value = Policy> {
                     stoptime: ms(stop),
                     maxrestarts,
                     restartwindow: ms(win),
+                    ready: None,
+                    starttime_explicit: false,
+                    health: None,
+                    watchdog: None,
+                    before_start: false,
                 }
             },
         )
@@ -528,7 +539,7 @@ fn action() -> impl Strategy<Value = Action> {
         5 => Just(Action::FireTimer),
         1 => (0..40u64).prop_map(Action::StaleTimer),
         1 => (0..120u32, exit_status()).prop_map(|(pid, s)| Action::StrayExit(pid, s)),
-        1 => policy().prop_map(Action::UpdatePolicy),
+        1 => policy().prop_map(|p| Action::UpdatePolicy(Box::new(p))),
     ]
 }
 

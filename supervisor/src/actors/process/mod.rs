@@ -137,10 +137,9 @@ fn process_info(name: &str, program: &str, index: u32, m: &Machine, now: Instant
         exitcode: m.exitcode(),
         restarts: m.restarts(),
         description: m.describe(now),
-        // Without a ready probe, RUNNING is ready.
-        ready: m.state() == ProcessState::Running,
-        health: None,
-        status_text: None,
+        ready: m.is_ready(),
+        health: m.health().map(str::to_string),
+        status_text: m.status_text().map(str::to_string),
     }
 }
 
@@ -407,6 +406,17 @@ impl ProcessActor {
                     }
                 }));
             }
+            // Until the probes and hooks are wired (no config sets them yet).
+            Effect::RunBeforeStart => self.queue.push_back((
+                Event::BeforeStartDone {
+                    result: Err("before_start is not supported yet".into()),
+                },
+                Instant::now(),
+            )),
+            Effect::CancelBeforeStart
+            | Effect::StartReadyProbe
+            | Effect::StartHealth
+            | Effect::StopProbes => {}
             Effect::Log(level, message) => self.log(level, &message),
             Effect::Resolve(resolve) => self.resolve(resolve, ctx),
         }
@@ -992,9 +1002,10 @@ impl Handler<GetInfo> for ProcessActor {
 
 impl Handler<UpdatePolicy> for ProcessActor {
     type Result = ();
-    fn handle(&mut self, msg: UpdatePolicy, _: &mut Self::Context) {
-        // Armed timers keep their deadline; the next decision uses these.
-        self.policy = Policy::of(&msg.0);
+    fn handle(&mut self, msg: UpdatePolicy, ctx: &mut Self::Context) {
+        // Armed timers keep their deadline; the next decision uses these,
+        // and a change of ready, health or watchdog applies at once.
+        let old = std::mem::replace(&mut self.policy, Policy::of(&msg.0));
         // A moved output file takes effect at the next spawn: the running
         // child keeps writing through its pipe into the old sink.
         let index = self.ctx.index;
@@ -1012,6 +1023,10 @@ impl Handler<UpdatePolicy> for ProcessActor {
             }
         }
         self.ctx.program = msg.0;
+        if old != self.policy {
+            let ev = Event::PolicyChanged { old: Box::new(old) };
+            self.apply(ev, Instant::now(), ctx);
+        }
     }
 }
 
