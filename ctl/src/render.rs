@@ -118,6 +118,12 @@ pub fn error_json(kind: &str, message: &str) -> String {
 /// `status`: aligned columns name, state, description, and the restart
 /// count when not zero (a slow crash loop, each run outliving `starttime`,
 /// would otherwise look healthy).
+///
+/// The description is the daemon's; what the readiness fields add to it is
+/// shown only where the daemon's words do not already say it: the program's
+/// own `STATUS=` text (quoted, escaped: a program's bytes never reach the
+/// terminal raw) and a failing health check (`health failing`). A ready,
+/// healthy RUNNING instance reads as before.
 pub fn status_table(infos: &[ProcessInfo]) -> String {
     let name_w = infos.iter().map(|i| i.name.len()).max().unwrap_or(0);
     let state_w = infos
@@ -127,20 +133,29 @@ pub fn status_table(infos: &[ProcessInfo]) -> String {
         .unwrap_or(0);
     let mut s = String::new();
     for i in infos {
-        let restarts = match i.restarts {
-            0 => String::new(),
-            1 => ", 1 restart".to_string(),
-            n => format!(", {n} restarts"),
-        };
-        let description = if i.description.is_empty() {
-            restarts.trim_start_matches(", ").to_string()
-        } else {
-            format!("{}{restarts}", i.description)
-        };
+        let mut parts: Vec<String> = Vec::new();
+        if !i.description.is_empty() {
+            parts.push(i.description.clone());
+        }
+        if let Some(text) = i.status_text.as_deref()
+            && !text.is_empty()
+            && !i.description.contains(text)
+        {
+            parts.push(format!("{text:?}"));
+        }
+        if i.health.as_deref() == Some("failing") && !i.description.contains("health") {
+            parts.push("health failing".to_string());
+        }
+        match i.restarts {
+            0 => {}
+            1 => parts.push("1 restart".to_string()),
+            n => parts.push(format!("{n} restarts")),
+        }
         let line = format!(
-            "{:<name_w$}  {:<state_w$}  {description}",
+            "{:<name_w$}  {:<state_w$}  {}",
             i.name,
             i.state.name(),
+            parts.join(", "),
         );
         s.push_str(line.trim_end());
         s.push('\n');
@@ -331,6 +346,52 @@ mod tests {
             r.stdout,
             "web:0  RUNNING  pid 123, uptime 0:01:02, 4 restarts\n\
              db:0   RUNNING  pid 7, uptime 0:00:09, 1 restart\n"
+        );
+    }
+
+    #[test]
+    fn status_shows_the_programs_status_text_and_a_failing_health_unless_the_description_says_them()
+    {
+        let mut api = info(
+            "api:0",
+            ProcessState::Running,
+            Some(9),
+            "pid 9, uptime 0:00:03",
+        );
+        api.status_text = Some("Listening on :8080".into());
+        api.health = Some("ok".into());
+        api.restarts = 2;
+        let mut db = info(
+            "db:0",
+            ProcessState::Running,
+            Some(8),
+            "pid 8, uptime 0:01:00",
+        );
+        db.health = Some("failing".into());
+        // The daemon already says both: nothing is repeated.
+        let mut web = info(
+            "web:0",
+            ProcessState::Running,
+            Some(7),
+            "pid 7, uptime 0:00:09, health failing (1 of 3): connection refused",
+        );
+        web.health = Some("failing".into());
+        web.status_text = Some("connection refused".into());
+        // A program's text is quoted and escaped.
+        let mut odd = info(
+            "odd:0",
+            ProcessState::Starting,
+            Some(6),
+            "pid 6, uptime 0:00:00",
+        );
+        odd.status_text = Some("a\x1b[2Jb".into());
+        let r = response(status(), &Response::Status(vec![api, db, web, odd]), false);
+        assert_eq!(
+            r.stdout,
+            "api:0  RUNNING   pid 9, uptime 0:00:03, \"Listening on :8080\", 2 restarts\n\
+             db:0   RUNNING   pid 8, uptime 0:01:00, health failing\n\
+             web:0  RUNNING   pid 7, uptime 0:00:09, health failing (1 of 3): connection refused\n\
+             odd:0  STARTING  pid 6, uptime 0:00:00, \"a\\u{1b}[2Jb\"\n"
         );
     }
 
