@@ -11,7 +11,7 @@
 //! `reload --wait` polls, `tail -f` follows, `shutdown` takes a closed
 //! connection for its answer, `version` prints the client's version offline,
 //! `help` and `quit` send nothing); and its tests. [`COMMANDS`] lists the
-//! verbs, one line each, in the order `help` shows them; the parser
+//! verbs, one line each (in `registry!`), in the order `help` shows them; the parser
 //! ([`crate::command::parse_words`]), [`crate::run::Runner`], `help` and the
 //! shell's completion all go through it.
 //!
@@ -27,9 +27,11 @@
 //!    `impl Verb` for it (`spec`, `request`; `wait` or `execute` if the
 //!    default, one request and its reply rendered, is not enough), with its
 //!    tests. Copy the closest existing verb.
-//! 2. Add `pub mod <verb>;` and `<verb>::SPEC,` to the list below. That is
-//!    all: help, usage errors, `--help`, completion and the three modes
-//!    follow; `every_verb_has_help_and_parses_its_own_usage_example` checks
+//! 2. Add `<verb>,` to the `registry!` below (it declares the module and
+//!    lists its `SPEC` in [`COMMANDS`]; the place is the one `help` shows it
+//!    at). That is all: help, usage errors, `--help`, completion and the
+//!    three modes follow; `every_verb_has_help_and_parses_its_own_usage_example`
+//!    and `every_verb_is_completed_by_name_and_completes_its_arguments` check
 //!    the new entry.
 //!
 //! A new request or reply type is a change to `proto`, not to the client.
@@ -44,20 +46,34 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 
-pub mod avail;
-pub mod help;
-pub mod notify_test;
-pub mod pid;
-pub mod quit;
-pub mod reload;
-pub mod restart;
-pub mod shutdown;
-pub mod signal;
-pub mod start;
-pub mod status;
-pub mod stop;
-pub mod tail;
-pub mod version;
+/// Declares each verb's module and lists its spec in [`COMMANDS`], so a verb
+/// is one line of `registry!`'s invocation.
+macro_rules! registry {
+    ($($verb:ident),* $(,)?) => {
+        $(pub mod $verb;)*
+
+        /// Every command, in the order `help` lists them.
+        pub const COMMANDS: &[CommandSpec] = &[$($verb::SPEC),*];
+    };
+}
+
+// The registry: one line per verb, in `help` order.
+registry! {
+    status,
+    start,
+    stop,
+    restart,
+    signal,
+    pid,
+    tail,
+    reload,
+    avail,
+    shutdown,
+    version,
+    notify_test,
+    help,
+    quit,
+}
 
 /// A command the user can type: its `help` text, its parser, its renderer
 /// and its completion.
@@ -204,24 +220,6 @@ pub fn command_names() -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
-
-/// Every command, in the order `help` lists them: one line per verb.
-pub const COMMANDS: &[CommandSpec] = &[
-    status::SPEC,
-    start::SPEC,
-    stop::SPEC,
-    restart::SPEC,
-    signal::SPEC,
-    pid::SPEC,
-    tail::SPEC,
-    reload::SPEC,
-    avail::SPEC,
-    shutdown::SPEC,
-    version::SPEC,
-    notify_test::SPEC,
-    help::SPEC,
-    quit::SPEC,
-];
 
 /// The spec of a command name or alias, in any case (`STATUS`, `exit`).
 pub fn spec(name: &str) -> Option<&'static CommandSpec> {
