@@ -354,6 +354,13 @@ impl OutputSink {
         }
     }
 
+    /// Appends output read elsewhere (a helper command's, which reads its
+    /// own pipe to keep its last lines) like a pumped chunk: to the file
+    /// and to followers.
+    pub fn append(&self, chunk: &[u8], name: &str) {
+        self.write(chunk, name);
+    }
+
     /// Appends one chunk to the file and hands it to followers.
     fn write(&self, chunk: &[u8], name: &str) {
         self.write_at(chunk, name, Instant::now());

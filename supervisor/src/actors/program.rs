@@ -18,6 +18,7 @@
 //! is stopped.
 
 use crate::actors::notifier::{InstanceEvent, SecretEnv};
+use crate::actors::process::helper::HookGate;
 use crate::actors::process::pacer::StartPacer;
 use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor, SharedInfo};
 use crate::actors::reaper::ChildTable;
@@ -55,6 +56,8 @@ pub struct ProgramActor {
     secret_env: SecretEnv,
     /// Autostarts go through the daemon's one pacer (see [`StartPacer`]).
     pacer: StartPacer,
+    /// One `before_start` hook at a time across the instances.
+    hooks: HookGate,
 }
 
 impl ProgramActor {
@@ -69,6 +72,7 @@ impl ProgramActor {
             events: None,
             secret_env: SecretEnv::default(),
             pacer,
+            hooks: HookGate::new(),
         }
     }
 
@@ -91,6 +95,7 @@ impl ProgramActor {
             children: self.children.clone(),
             events: self.events.clone(),
             secret_env: self.secret_env.clone(),
+            hooks: self.hooks.clone(),
         });
         let info = actor.shared_info();
         (actor.start(), info)

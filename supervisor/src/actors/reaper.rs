@@ -3,7 +3,10 @@
 //! Every child is started by `clone` (`actors/process/vfork.rs`), with no
 //! handle to wait on; no code in the daemon uses `tokio::process`. The Reaper
 //! turns each SIGCHLD into a `waitpid(-1, WNOHANG)` loop and routes every exit
-//! status, by pid, to the actor that registered the pid in the [`ChildTable`].
+//! status, by pid, to the actor that registered the pid in the [`ChildTable`]
+//! or, for a command run to completion without an actor of its own (a hook,
+//! an `exec` probe: `actors/process/helper.rs`), to the oneshot channel
+//! [`ChildTable::watch_once`] returned.
 //! Statuses of pids nobody registered are grandchildren re-parented to us (the
 //! daemon is a child subreaper), or children that failed before `execve`:
 //! they are reaped and dropped, so no zombie
@@ -11,7 +14,8 @@
 //! same handler that forked it, and the Reaper runs on the same single-threaded
 //! arbiter, no exit can be reaped before its owner is known.
 //!
-//! Handles: the SIGCHLD stream. Sends: [`ChildExited`] to process actors.
+//! Handles: the SIGCHLD stream. Sends: [`ChildExited`] to process actors
+//! (or through a one-shot channel).
 //! Stops: never (with the System).
 
 use crate::sys::exit::ExitStatus;
@@ -24,6 +28,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
+use tokio::sync::oneshot;
 
 /// A watched child has ended; sent to the recipient registered for its pid.
 #[derive(Debug, Clone, Copy, Message)]
@@ -37,7 +42,15 @@ pub struct ChildExited {
 
 /// pid → who wants its exit status. Cloned into every process actor.
 #[derive(Clone, Default)]
-pub struct ChildTable(Arc<Mutex<HashMap<u32, Recipient<ChildExited>>>>);
+pub struct ChildTable(Arc<Mutex<HashMap<u32, Watcher>>>);
+
+/// Who is told of one pid's exit.
+enum Watcher {
+    /// A process actor, for every child it spawns.
+    Actor(Recipient<ChildExited>),
+    /// One waiting future ([`ChildTable::watch_once`]).
+    Once(oneshot::Sender<ChildExited>),
+}
 
 impl fmt::Debug for ChildTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -50,10 +63,20 @@ impl fmt::Debug for ChildTable {
 impl ChildTable {
     /// Registers `pid`; call right after a successful spawn, before yielding.
     pub fn watch(&self, pid: u32, recipient: Recipient<ChildExited>) {
-        self.lock().insert(pid, recipient);
+        self.lock().insert(pid, Watcher::Actor(recipient));
     }
 
-    /// True when `pid` is a watched child (an instance's leader).
+    /// Registers `pid` for a future that waits for its exit once; call right
+    /// after a successful spawn, before yielding. The status arrives on the
+    /// receiver; dropping the receiver is fine (the child is still reaped).
+    pub fn watch_once(&self, pid: u32) -> oneshot::Receiver<ChildExited> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(pid, Watcher::Once(tx));
+        rx
+    }
+
+    /// True when `pid` is a watched child (an instance's leader, a helper
+    /// command).
     pub fn is_watched(&self, pid: u32) -> bool {
         self.lock().contains_key(&pid)
     }
@@ -68,11 +91,11 @@ impl ChildTable {
         self.len() == 0
     }
 
-    fn take(&self, pid: u32) -> Option<Recipient<ChildExited>> {
+    fn take(&self, pid: u32) -> Option<Watcher> {
         self.lock().remove(&pid)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Recipient<ChildExited>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Watcher>> {
         // Only ever held for a map operation on one thread; a poisoned map is
         // still a valid map.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
@@ -132,8 +155,13 @@ impl Reaper {
     fn route(&mut self, pid: Pid, status: ExitStatus) {
         let pid = pid.as_raw() as u32;
         let at = Instant::now();
+        let exited = ChildExited { pid, status, at };
         match self.table.take(pid) {
-            Some(recipient) => recipient.do_send(ChildExited { pid, status, at }),
+            Some(Watcher::Actor(recipient)) => recipient.do_send(exited),
+            // A receiver gone (its run was cancelled) needs nothing more.
+            Some(Watcher::Once(tx)) => {
+                let _ = tx.send(exited);
+            }
             None => {
                 self.orphans_reaped += 1;
                 tracing::debug!(pid, %status, "reaped re-parented descendant");
@@ -165,5 +193,53 @@ impl StreamHandler<()> for Reaper {
 
     fn finished(&mut self, _: &mut Self::Context) {
         // The signal stream never ends while the runtime lives; keep running.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::process::spawn::{self, SpawnOptions};
+    use crate::actors::process::tests::SERIAL;
+    use crate::config::ProgramConfig;
+    use actix::Actor;
+    use std::time::Duration;
+
+    fn spawn_sh(script: &str) -> Result<u32, Box<dyn std::error::Error>> {
+        let program = ProgramConfig::with_defaults("once", "true", std::path::Path::new("/tmp"));
+        let argv = ["sh".to_string(), "-c".into(), script.into()];
+        let options = SpawnOptions {
+            argv: Some(&argv),
+            ..SpawnOptions::default()
+        };
+        Ok(spawn::spawn(&program, 0, None, None, &[], None, options)?.pid)
+    }
+
+    #[test]
+    fn a_one_shot_watch_gets_the_status_from_the_reaper_and_a_dropped_one_is_still_reaped()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        actix_rt::System::new().block_on(async {
+            let table = ChildTable::default();
+            Reaper::new(table.clone())?.start();
+
+            let pid = spawn_sh("exit 7")?;
+            let exited = table.watch_once(pid);
+            assert!(table.is_watched(pid));
+            let exited = tokio::time::timeout(Duration::from_secs(10), exited).await??;
+            assert_eq!((exited.pid, exited.status), (pid, ExitStatus::Code(7)));
+            assert!(table.is_empty());
+
+            // Nobody listens any more: the child is reaped all the same (no
+            // zombie is left in /proc).
+            let pid = spawn_sh("exit 0")?;
+            drop(table.watch_once(pid));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while table.is_watched(pid) || crate::sys::procfs::stat(pid).is_some() {
+                assert!(Instant::now() < deadline, "{pid} was not reaped");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(())
+        })
     }
 }

@@ -296,6 +296,7 @@ fn instances_report_their_transitions_only_when_the_program_has_rules() -> TestR
                 children: table.clone(),
                 events: Some(events.clone()),
                 secret_env: SecretEnv::default(),
+                hooks: Default::default(),
             })
             .start()
         };

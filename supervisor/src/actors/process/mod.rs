@@ -39,6 +39,7 @@
 //! [`GetInfo`] message per instance. Every actor runs on the one System
 //! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call.
 
+pub mod helper;
 pub mod pacer;
 pub mod spawn;
 pub mod state;
@@ -95,6 +96,9 @@ pub struct InstanceContext {
     pub events: Option<Recipient<InstanceEvent>>,
     /// Variables of the daemon's environment children must not inherit.
     pub secret_env: SecretEnv,
+    /// The program's `before_start` turn: one hook at a time across its
+    /// instances (shared by all of them).
+    pub hooks: helper::HookGate,
 }
 
 /// What `status` shows of one instance, as of the last event it applied.

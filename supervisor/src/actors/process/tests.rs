@@ -96,6 +96,7 @@ impl Harness {
             children: self.table.clone(),
             events: None,
             secret_env: Default::default(),
+            hooks: Default::default(),
         })
         .start()
     }
@@ -736,6 +737,7 @@ fn shared_info_follows_every_event_like_get_info() -> TestResult {
             children: h.table.clone(),
             events: None,
             secret_env: Default::default(),
+            hooks: Default::default(),
         });
         let shared = actor.shared_info();
         let addr = actor.start();
