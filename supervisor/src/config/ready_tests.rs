@@ -314,6 +314,13 @@ fn every_readiness_mistake_is_one_problem_at_its_line() {
             "programs.web.watchdog",
             "needs `ready: {notify: true}`",
         ),
+        // A `ready` with its own problem is that problem only.
+        (
+            &["ready: {notify: false}", "watchdog: 10"],
+            4,
+            "programs.web.ready.notify",
+            "`notify: false` is not a probe",
+        ),
         (
             &["ready: {notify: true}", "watchdog: 0"],
             5,

@@ -53,6 +53,9 @@ pub(super) struct DependEdge {
 pub(super) struct Readiness {
     /// `ready:` and where its probe kind is written.
     pub ready: Option<(ReadyConfig, Pos)>,
+    /// `ready:` is written but has a problem of its own: what it would have
+    /// been is unknown, so `watchdog` is not judged against it.
+    pub ready_invalid: bool,
     pub health: Option<(HealthConfig, Pos)>,
     pub watchdog: Option<(Duration, Pos)>,
     pub before_start: Option<(String, Vec<String>)>,
@@ -236,7 +239,9 @@ impl Ctx {
     ) {
         match key {
             "ready" => {
-                if let Some(read) = self.probe_section(v, at, false) {
+                let read = self.probe_section(v, at, false);
+                r.ready_invalid = read.is_none();
+                if let Some(read) = read {
                     let ready = ReadyConfig {
                         probe: read.probe,
                         interval: read.interval.unwrap_or(READY_INTERVAL),
@@ -343,7 +348,7 @@ impl Ctx {
         if let Some((d, pos)) = r.watchdog {
             if notify {
                 p.watchdog = Some(d);
-            } else {
+            } else if !r.ready_invalid {
                 self.report(
                     pos,
                     &join(path, "watchdog"),
