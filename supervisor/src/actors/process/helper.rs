@@ -28,6 +28,7 @@
 //! and [`Helper::gate`] makes [`run`] wait for its turn before spawning (the
 //! timeout counts from the spawn, not from the wait).
 
+use super::InstanceContext;
 use super::spawn::{self, SpawnOptions};
 use super::state::secs;
 use crate::actors::reaper::ChildTable;
@@ -76,6 +77,37 @@ pub struct Helper {
     pub timeout: Duration,
     /// Waited for before the spawn, held until the command is done.
     pub gate: Option<HookGate>,
+}
+
+impl Helper {
+    /// Instance `ctx`'s `before_start` hook, when its program has one: its
+    /// `before_start_timeout`, its output to `output` (the stderr log), one
+    /// at a time across the program's instances (`ctx.hooks`).
+    pub fn before_start(ctx: &InstanceContext, output: Option<Arc<OutputSink>>) -> Option<Self> {
+        let hook = ctx.program.before_start.as_ref()?;
+        Some(Helper {
+            argv: hook.argv.clone(),
+            timeout: hook.timeout,
+            gate: Some(ctx.hooks.clone()),
+            ..Helper::like(ctx, output)
+        })
+    }
+
+    /// Runs nothing yet: `argv` empty, no timeout, no gate; the instance's
+    /// program, index and withheld variables. Fill in the rest (an `exec`
+    /// probe: `Helper { argv, timeout: budget, ..Helper::like(ctx, None) }`).
+    pub fn like(ctx: &InstanceContext, output: Option<Arc<OutputSink>>) -> Self {
+        Helper {
+            program: Arc::clone(&ctx.program),
+            index: ctx.index,
+            argv: Vec::new(),
+            env: Vec::new(),
+            output,
+            hidden_env: ctx.secret_env.names(),
+            timeout: Duration::ZERO,
+            gate: None,
+        }
+    }
 }
 
 /// Why a helper command failed: one line ([`FailureReason`]'s), plus the
@@ -632,6 +664,34 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&log)?, "begin\nend\nbegin\nend\n");
             Ok(())
         })
+    }
+
+    #[test]
+    fn a_before_start_helper_is_the_hook_behind_the_programs_gate() {
+        let mut program = ProgramConfig::with_defaults("api", "api", Path::new("/tmp"));
+        let ctx = |program: &ProgramConfig| InstanceContext {
+            program: Arc::new(program.clone()),
+            index: 2,
+            children: ChildTable::default(),
+            events: None,
+            secret_env: Default::default(),
+            hooks: HookGate::new(),
+        };
+        assert!(Helper::before_start(&ctx(&program), None).is_none());
+        program.before_start = Some(crate::config::ready::Hook {
+            cmd: "./migrate.sh up".into(),
+            argv: vec!["./migrate.sh".into(), "up".into()],
+            timeout: Duration::from_secs(7),
+        });
+        let ctx = ctx(&program);
+        let Some(helper) = Helper::before_start(&ctx, None) else {
+            panic!("no helper for a before_start hook");
+        };
+        assert_eq!(helper.argv, ["./migrate.sh", "up"]);
+        assert_eq!(helper.timeout, Duration::from_secs(7));
+        assert_eq!(helper.index, 2);
+        let same_gate = helper.gate.is_some_and(|g| Arc::ptr_eq(&g.0, &ctx.hooks.0));
+        assert!(same_gate, "the hook does not take the program's turn");
     }
 
     #[test]
