@@ -115,5 +115,8 @@ where
         // The launcher may be gone already; nothing to do about it then.
         let _ = ready.write_all(b"ready\n");
     }
-    system.run_with_code()
+    let code = system.run_with_code();
+    // The notify sockets' directory, if a `notify:` probe made it.
+    probe::notify::remove_runtime_dir();
+    code
 }

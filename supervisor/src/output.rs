@@ -7,9 +7,10 @@
 //!
 //! One [`OutputSink`] exists per instance and stream, shared (`Arc`) by every
 //! run of the instance: it holds the log path, the open file, and a broadcast
-//! channel of raw chunks for `tail -f` followers, each with its offset in
-//! the followed stream (a follower that falls behind learns how much it
-//! missed from the next offset it sees). Each spawn starts one reader
+//! channel of raw chunks for `tail -f` followers and `log:` probes, each
+//! with its offset in the followed stream (a follower that falls behind
+//! learns how much it missed from the next offset it sees) and the run (the
+//! spawn) whose pipe it came from. Each spawn starts one reader
 //! task per piped stream ([`OutputSink::pump`]) on the actor's arbiter; it
 //! reads 64 KiB at a time and writes with a synchronous `write_all` (fast, and
 //! a local file write does not block for long), never decoding: bytes are
@@ -62,12 +63,20 @@ const FOLLOW_BACKLOG: usize = 256;
 const TAIL_MAX_BYTES: u64 = 1024 * 1024;
 const TAIL_BLOCK: u64 = 8 * 1024;
 
-/// A piece of output for `tail -f` followers. `offset` counts the bytes
-/// handed to followers before it, so a follower that finds a gap (it lagged
-/// behind the channel, or dropped chunks itself) knows how much it missed.
+/// The run of chunks no spawn wrote ([`OutputSink::append`]): runs of
+/// pumped pipes count from 1.
+pub const NOT_A_RUN: u64 = 0;
+
+/// A piece of output for followers (`tail -f`, `log:` probes). `offset`
+/// counts the bytes handed to followers before it, so a follower that finds
+/// a gap (it lagged behind the channel, or dropped chunks itself) knows how
+/// much it missed. `run` is the [`OutputSink::current_run`] of the pipe it
+/// came from: a previous spawn's pipe may still be drained (a descendant
+/// still writing to it, or unread bytes) after the next spawn.
 #[derive(Debug, Clone)]
 pub struct FollowedChunk {
     pub offset: u64,
+    pub run: u64,
     pub bytes: Bytes,
 }
 
@@ -86,6 +95,8 @@ pub struct OutputSink {
     chunks: std::sync::OnceLock<broadcast::Sender<FollowedChunk>>,
     /// Bytes handed to followers so far: the next chunk's offset.
     followed: AtomicU64,
+    /// Pipes pumped so far: the run of the latest one.
+    runs: AtomicU64,
     /// Reader tasks still draining a pipe into this sink.
     active: AtomicUsize,
     idle: Notify,
@@ -130,6 +141,7 @@ impl OutputSink {
             file: Mutex::new(FileState::default()),
             chunks: std::sync::OnceLock::new(),
             followed: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -281,6 +293,12 @@ impl OutputSink {
         }
     }
 
+    /// The run of the pipe pumped last ([`pump`](Self::pump) counts them
+    /// from 1; 0 before any): right after a spawn, that spawn's.
+    pub fn current_run(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
     /// A follower of chunks written from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<FollowedChunk> {
         self.chunks
@@ -308,17 +326,18 @@ impl OutputSink {
                 return;
             }
         };
+        let run = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
         self.active.fetch_add(1, Ordering::SeqCst);
         let sink = Arc::clone(self);
         let name = name.to_string();
         actix::spawn(async move {
-            sink.drain(receiver, &name).await;
+            sink.drain(receiver, &name, run).await;
             sink.active.fetch_sub(1, Ordering::SeqCst);
             sink.idle.notify_waiters();
         });
     }
 
-    async fn drain(&self, receiver: pipe::Receiver, name: &str) {
+    async fn drain(&self, receiver: pipe::Receiver, name: &str, run: u64) {
         loop {
             // Wait for data without holding a buffer: a 64 KiB buffer per
             // idle pipe was the whole daemon's RSS (125 MiB for 1000
@@ -332,7 +351,7 @@ impl OutputSink {
             let read = READ_BUFFER.with_borrow_mut(|buf| match receiver.try_read(buf) {
                 Ok(0) => Ok(false),
                 Ok(n) => {
-                    self.write(&buf[..n], name);
+                    self.write(&buf[..n], name, run);
                     Ok(true)
                 }
                 Err(e) => Err(e),
@@ -356,17 +375,19 @@ impl OutputSink {
 
     /// Appends output read elsewhere (a helper command's, which reads its
     /// own pipe to keep its last lines) like a pumped chunk: to the file
-    /// and to followers.
+    /// and to followers, as no spawn's run ([`NOT_A_RUN`]), so a `log:`
+    /// probe never matches a `before_start` hook's output.
     pub fn append(&self, chunk: &[u8], name: &str) {
-        self.write(chunk, name);
+        self.write(chunk, name, NOT_A_RUN);
     }
 
-    /// Appends one chunk to the file and hands it to followers.
-    fn write(&self, chunk: &[u8], name: &str) {
-        self.write_at(chunk, name, Instant::now());
+    /// Appends one chunk of `run`'s pipe to the file and hands it to
+    /// followers.
+    fn write(&self, chunk: &[u8], name: &str, run: u64) {
+        self.write_at(chunk, name, run, Instant::now());
     }
 
-    fn write_at(&self, chunk: &[u8], name: &str, now: Instant) {
+    fn write_at(&self, chunk: &[u8], name: &str, run: u64, now: Instant) {
         {
             let mut state = self.lock();
             self.check_file(&mut state, name, now);
@@ -405,6 +426,7 @@ impl OutputSink {
             // No receiver left between the check and the send is harmless.
             let _ = chunks.send(FollowedChunk {
                 offset,
+                run,
                 bytes: Bytes::copy_from_slice(chunk),
             });
         }
@@ -542,7 +564,7 @@ mod tests {
         let mode = std::fs::metadata(sink.path())?.permissions().mode() & 0o777;
         // The daemon's umask may only remove bits.
         assert_eq!(mode & !0o640, 0, "mode {mode:o}");
-        sink.write(b"hello\n", "t:0");
+        sink.write(b"hello\n", "t:0", 1);
         assert_eq!(std::fs::read(sink.path())?, b"hello\n");
         Ok(())
     }
@@ -557,8 +579,8 @@ mod tests {
             None,
         );
         assert!(sink.open().is_err());
-        sink.write(b"12345", "t:0");
-        sink.write(b"678", "t:0");
+        sink.write(b"12345", "t:0", 1);
+        sink.write(b"678", "t:0", 1);
         assert_eq!(sink.dropped_bytes(), 8);
         Ok(())
     }
@@ -578,12 +600,12 @@ mod tests {
         );
         sink.open()?;
         let t0 = Instant::now();
-        sink.write_at(b"a\n", "t:0", t0);
+        sink.write_at(b"a\n", "t:0", 1, t0);
         std::fs::remove_dir_all(&logs)?;
         // Within the second: not checked yet (no path lookup per write).
-        sink.write_at(b"b\n", "t:0", t0 + HALF);
+        sink.write_at(b"b\n", "t:0", 1, t0 + HALF);
         assert!(!logs.exists());
-        sink.write_at(b"c\n", "t:0", t0 + SEC);
+        sink.write_at(b"c\n", "t:0", 1, t0 + SEC);
         assert_eq!(std::fs::read(sink.path())?, b"c\n");
         assert_eq!(sink.dropped_bytes(), 0);
         Ok(())
@@ -598,17 +620,17 @@ mod tests {
         let sink = OutputSink::new("t", OutputStream::Stderr, out.join("x.log"), None);
         sink.open()?;
         let t0 = Instant::now();
-        sink.write_at(b"a\n", "t:0", t0);
+        sink.write_at(b"a\n", "t:0", 1, t0);
         std::fs::remove_dir_all(&out)?;
-        sink.write_at(b"12345", "t:0", t0 + SEC);
-        sink.write_at(b"678", "t:0", t0 + SEC + HALF);
+        sink.write_at(b"12345", "t:0", 1, t0 + SEC);
+        sink.write_at(b"678", "t:0", 1, t0 + SEC + HALF);
         assert!(!out.exists(), "the directory must not be recreated");
         assert_eq!(sink.dropped_bytes(), 8);
         std::fs::create_dir(&out)?;
         // Retried at most once per second.
-        sink.write_at(b"9", "t:0", t0 + SEC + HALF);
+        sink.write_at(b"9", "t:0", 1, t0 + SEC + HALF);
         assert!(!sink.path().exists());
-        sink.write_at(b"back\n", "t:0", t0 + 2 * SEC);
+        sink.write_at(b"back\n", "t:0", 1, t0 + 2 * SEC);
         assert_eq!(std::fs::read(sink.path())?, b"back\n");
         assert_eq!(sink.dropped_bytes(), 9);
         Ok(())
@@ -620,14 +642,14 @@ mod tests {
         let sink = OutputSink::new("t", OutputStream::Stdout, dir.path().join("x.log"), None);
         sink.open()?;
         let t0 = Instant::now();
-        sink.write_at(b"old\n", "t:0", t0);
+        sink.write_at(b"old\n", "t:0", 1, t0);
         let moved = dir.path().join("x.log.1");
         std::fs::rename(sink.path(), &moved)?;
-        sink.write_at(b"new\n", "t:0", t0 + SEC);
+        sink.write_at(b"new\n", "t:0", 1, t0 + SEC);
         assert_eq!(std::fs::read(&moved)?, b"old\n");
         assert_eq!(std::fs::read(sink.path())?, b"new\n");
         // A file that stays in place is left alone.
-        sink.write_at(b"more\n", "t:0", t0 + 3 * SEC);
+        sink.write_at(b"more\n", "t:0", 1, t0 + 3 * SEC);
         assert_eq!(std::fs::read(sink.path())?, b"new\nmore\n");
         Ok(())
     }
@@ -643,7 +665,7 @@ mod tests {
         sink.lock().file = Some(File::options().write(true).open("/dev/full")?);
         let t0 = Instant::now();
         for i in 0..10u32 {
-            sink.write_at(&[b'x'; 1000], "t:0", t0 + i * SEC);
+            sink.write_at(&[b'x'; 1000], "t:0", 1, t0 + i * SEC);
         }
         assert_eq!(sink.dropped_bytes(), 10_000);
         let state = sink.lock();
@@ -659,11 +681,11 @@ mod tests {
         let sink = OutputSink::new("web", OutputStream::Stdout, dir.path().join("x.log"), None);
         sink.open()?;
         let t0 = Instant::now();
-        sink.write_at(b"a\n", "web:0", t0);
+        sink.write_at(b"a\n", "web:0", 1, t0);
         std::fs::remove_file(sink.path())?;
         std::os::unix::fs::symlink(&victim, sink.path())?;
-        sink.write_at(b"b\n", "web:0", t0 + SEC);
-        sink.write_at(b"c\n", "web:0", t0 + 3 * SEC);
+        sink.write_at(b"b\n", "web:0", 1, t0 + SEC);
+        sink.write_at(b"c\n", "web:0", 1, t0 + 3 * SEC);
         assert_eq!(std::fs::read(&victim)?, b"untouched\n");
         assert_eq!(sink.dropped_bytes(), 4);
         let err = sink.open().err().ok_or("opened through a symlink")?;
@@ -676,7 +698,7 @@ mod tests {
         // A FIFO: refused at once, never waited on.
         std::fs::remove_file(sink.path())?;
         nix::unistd::mkfifo(sink.path(), nix::sys::stat::Mode::from_bits_truncate(0o600))?;
-        sink.write_at(b"d\n", "web:0", t0 + 5 * SEC);
+        sink.write_at(b"d\n", "web:0", 1, t0 + 5 * SEC);
         assert!(sink.open().is_err());
         assert!(sink.tail(1).is_err());
         assert_eq!(sink.dropped_bytes(), 6);

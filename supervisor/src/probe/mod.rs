@@ -20,9 +20,12 @@
 //! the process actor's helper (`actors/process/helper.rs`).
 
 pub mod http;
+pub mod log;
+pub mod notify;
 pub mod tcp;
 
 pub use http::http;
+pub use log::log;
 pub use tcp::tcp;
 
 use std::future::Future;
