@@ -29,6 +29,25 @@
 //! process group still alive is SIGKILLed: an instance never outlives its
 //! actor unsupervised.
 //!
+//! Readiness: the machine says when probes start and stop
+//! ([`Effect::StartReadyProbe`], [`Effect::StartHealth`],
+//! [`Effect::StopProbes`]); the actor runs them as futures on its own
+//! context, never a thread and never two at once: one probe in flight, then
+//! a `run_later` for the next, both held in one [`SpawnHandle`] that
+//! `StopProbes` cancels (dropping a probe in flight closes its socket or
+//! kills its `exec` group). A ready probe has [`READY_PROBE_BUDGET`] (or
+//! `interval` when longer, never more than `timeout`), a health probe its
+//! `timeout`; the first health check comes one `interval` after RUNNING.
+//! `log` waits for its line instead of polling; `notify` needs no probe:
+//! a program that uses notify (ready, health or `watchdog`) gets a fresh
+//! `NOTIFY_SOCKET` before each spawn ([`probe::notify::NotifySocket`]),
+//! read by one future per spawn that turns `READY=1`, `STATUS=`,
+//! `WATCHDOG=1` and `EXTEND_TIMEOUT_USEC=` into events (pid-tagged, so a
+//! late datagram of a previous child is ignored) and logs `STOPPING=1` and
+//! `ERRNO=`. `before_start` runs through the [`helper`] (its turn taken at
+//! the program's [`helper::HookGate`]), its output to the program's stderr
+//! log.
+//!
 //! For a program with `notify` rules, each event's outcome (a state entered,
 //! an unexpected exit) is also sent to the Notifier, fire and forget; the
 //! SMTP password's variable ([`SecretEnv`]) is kept from every child.
@@ -47,9 +66,10 @@ mod vfork;
 
 use crate::actors::notifier::{InstanceEvent, Noted, SecretEnv};
 use crate::actors::reaper::{ChildExited, ChildTable};
-use crate::config::{OutputTarget, ProgramConfig};
+use crate::config::{OutputTarget, Probe, ProgramConfig};
 use crate::descendants::{self, InstanceCgroup, Known, fallback};
 use crate::output::{self, OutputSink};
+use crate::probe::{self, notify::NotifySocket};
 use crate::sys::exit::ExitStatus;
 use crate::sys::{pgroup, procfs};
 use actix::{
@@ -62,7 +82,9 @@ use proto::{ErrorKind, Outcome, OutputStream, ProcessInfo, ProcessState, Signal,
 use state::{Effect, Event, Level, Machine, Policy, Resolve};
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -84,6 +106,20 @@ const TREE_WALK_EVERY: Duration = Duration::from_secs(2);
 /// to leave the cgroup; past it (a process stuck in the kernel), it spawns
 /// anyway and says so.
 const REMNANTS_WAIT: Duration = Duration::from_secs(5);
+/// The budget of one ready probe (`interval` when longer; never more than
+/// the ready `timeout`): a connect or a GET that takes longer is a failure,
+/// and the next one starts an interval later.
+pub const READY_PROBE_BUDGET: Duration = Duration::from_secs(1);
+
+/// One probe's answer: ok, or why not (`connection refused`).
+type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
+
+/// Which probe loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probing {
+    Ready,
+    Health,
+}
 
 /// What a process actor needs from the outside.
 #[derive(Debug, Clone)]
@@ -182,6 +218,16 @@ pub struct ProcessActor {
     /// Events waiting for the current one's effects to finish.
     queue: VecDeque<(Event, Instant)>,
     applying: bool,
+    /// The probe loop that runs, and its probe in flight or its wait for
+    /// the next (one handle: cancelling it stops the loop).
+    probing: Option<Probing>,
+    probe: Option<SpawnHandle>,
+    /// `before_start` running for the pending spawn.
+    hook: Option<SpawnHandle>,
+    /// The current child's `NOTIFY_SOCKET` reader (holding the socket).
+    notify: Option<SpawnHandle>,
+    /// A `WATCHDOG=1` arrived since the last `health: {notify: true}` check.
+    fed_since_check: bool,
 }
 
 impl ProcessActor {
@@ -215,6 +261,11 @@ impl ProcessActor {
             retiring: false,
             queue: VecDeque::new(),
             applying: false,
+            probing: None,
+            probe: None,
+            hook: None,
+            notify: None,
+            fed_since_check: false,
             ctx,
         }
     }
@@ -255,6 +306,12 @@ impl ProcessActor {
                 self.execute(effect, ctx);
             }
             self.notify(before, exit, now);
+        }
+        // The notify socket lives as long as a child may.
+        if !self.machine.state().is_alive()
+            && let Some(reader) = self.notify.take()
+        {
+            ctx.cancel_future(reader);
         }
         // Once per batch: nothing else runs on this thread in between.
         self.info.borrow_mut().machine.clone_from(&self.machine);
@@ -410,17 +467,25 @@ impl ProcessActor {
                     }
                 }));
             }
-            // Until the probes and hooks are wired (no config sets them yet).
-            Effect::RunBeforeStart => self.queue.push_back((
-                Event::BeforeStartDone {
-                    result: Err("before_start is not supported yet".into()),
-                },
-                Instant::now(),
-            )),
-            Effect::CancelBeforeStart
-            | Effect::StartReadyProbe
-            | Effect::StartHealth
-            | Effect::StopProbes => {}
+            Effect::RunBeforeStart => self.run_before_start(ctx),
+            Effect::CancelBeforeStart => {
+                // Dropping the hook's future SIGKILLs its group.
+                if let Some(hook) = self.hook.take() {
+                    ctx.cancel_future(hook);
+                }
+            }
+            Effect::StartReadyProbe => {
+                self.stop_probes(ctx);
+                self.probing = Some(Probing::Ready);
+                self.probe_ready(ctx);
+            }
+            Effect::StartHealth => {
+                self.stop_probes(ctx);
+                self.probing = Some(Probing::Health);
+                self.fed_since_check = false;
+                self.next_health(ctx);
+            }
+            Effect::StopProbes => self.stop_probes(ctx),
             Effect::Log(level, message) => self.log(level, &message),
             Effect::Resolve(resolve) => self.resolve(resolve, ctx),
         }
@@ -669,6 +734,25 @@ impl ProcessActor {
                 };
             }
         };
+        if let Some(reader) = self.notify.take() {
+            ctx.cancel_future(reader);
+        }
+        let socket = if uses_notify(&self.ctx.program) {
+            match self.bind_notify() {
+                Ok(socket) => Some(socket),
+                Err(e) => {
+                    return Event::SpawnFailed {
+                        error: format!("cannot create its NOTIFY_SOCKET: {e}"),
+                    };
+                }
+            }
+        } else {
+            None
+        };
+        let env: Vec<(OsString, OsString)> = socket
+            .iter()
+            .map(|s| (OsString::from("NOTIFY_SOCKET"), s.path().into()))
+            .collect();
         let spawned = spawn::spawn(
             &self.ctx.program,
             self.ctx.index,
@@ -676,11 +760,17 @@ impl ProcessActor {
             self.stderr.as_deref(),
             &self.ctx.secret_env.names(),
             cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
-            spawn::SpawnOptions::default(),
+            spawn::SpawnOptions {
+                env: &env,
+                ..spawn::SpawnOptions::default()
+            },
         );
         drop(cgroup_procs);
         match spawned {
             Ok(child) => {
+                if let Some(socket) = socket {
+                    self.read_notify(Rc::new(socket), child.pid, ctx);
+                }
                 // Before anything can yield, so the Reaper knows who to tell.
                 self.ctx
                     .children
@@ -700,6 +790,247 @@ impl ProcessActor {
             Err(e) => Event::SpawnFailed {
                 error: e.to_string(),
             },
+        }
+    }
+
+    /// Runs `before_start` (after its turn at the program's gate); answers
+    /// with `BeforeStartDone`.
+    fn run_before_start(&mut self, ctx: &mut Context<Self>) {
+        let program = self.ctx.program.clone();
+        let Some(hook) = program.before_start.clone() else {
+            let done = Event::BeforeStartDone { result: Ok(()) };
+            self.queue.push_back((done, Instant::now()));
+            return;
+        };
+        let helper = helper::Helper {
+            program,
+            index: self.ctx.index,
+            argv: hook.argv,
+            env: Vec::new(),
+            output: self.stderr.clone().or_else(|| self.stdout.clone()),
+            hidden_env: self.ctx.secret_env.names(),
+            timeout: hook.timeout,
+            gate: Some(self.ctx.hooks.clone()),
+        };
+        let run = helper::run(helper, self.ctx.children.clone());
+        self.hook = Some(ctx.spawn(run.into_actor(self).map(|result, act, ctx| {
+            act.hook = None;
+            let result = result.map_err(|f| helper_error(&f));
+            act.apply(Event::BeforeStartDone { result }, Instant::now(), ctx);
+        })));
+    }
+
+    fn stop_probes(&mut self, ctx: &mut Context<Self>) {
+        self.probing = None;
+        if let Some(probe) = self.probe.take() {
+            ctx.cancel_future(probe);
+        }
+    }
+
+    /// One probe of `probe` within `budget`; `None` for the kinds that are
+    /// not polled (`log` waits, `notify` listens).
+    fn probe_once(&self, probe: &Probe, budget: Duration) -> Option<ProbeFuture> {
+        match probe {
+            Probe::Tcp { host, port } => {
+                let (host, port) = (host.clone(), *port);
+                Some(Box::pin(
+                    async move { probe::tcp(&host, port, budget).await },
+                ))
+            }
+            Probe::Http { url, status } => {
+                let (url, status) = (url.clone(), *status);
+                Some(Box::pin(
+                    async move { probe::http(&url, status, budget).await },
+                ))
+            }
+            Probe::Exec { argv, .. } => {
+                let helper = helper::Helper {
+                    program: self.ctx.program.clone(),
+                    index: self.ctx.index,
+                    argv: argv.clone(),
+                    env: Vec::new(),
+                    output: None,
+                    hidden_env: self.ctx.secret_env.names(),
+                    timeout: budget,
+                    gate: None,
+                };
+                let run = helper::run(helper, self.ctx.children.clone());
+                Some(Box::pin(
+                    async move { run.await.map_err(|f| helper_error(&f)) },
+                ))
+            }
+            Probe::Log(_) | Probe::Notify => None,
+        }
+    }
+
+    /// The ready probe, once; the next one an `interval` after a failure,
+    /// while the machine still waits (no `StopProbes` in between).
+    fn probe_ready(&mut self, ctx: &mut Context<Self>) {
+        self.probe = None;
+        let (Some(ready), Some(pid)) = (self.ctx.program.ready.clone(), self.machine.pid()) else {
+            return;
+        };
+        if self.probing != Some(Probing::Ready) {
+            return;
+        }
+        let fut: ProbeFuture = match &ready.probe {
+            // READY=1 comes through the notify socket.
+            Probe::Notify => return,
+            Probe::Log(pattern) => {
+                let followers: Vec<probe::log::Follower> = [&self.stdout, &self.stderr]
+                    .into_iter()
+                    .flatten()
+                    .map(|sink| probe::log::Follower::of(sink))
+                    .collect();
+                let pattern = pattern.clone();
+                Box::pin(async move { probe::log(&pattern, followers).await })
+            }
+            probe => {
+                let budget = READY_PROBE_BUDGET.max(ready.interval).min(ready.timeout);
+                match self.probe_once(probe, budget) {
+                    Some(fut) => fut,
+                    None => return,
+                }
+            }
+        };
+        let interval = ready.interval;
+        self.probe = Some(ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.probe = None;
+            let ev = match result {
+                Ok(()) => Event::Ready { pid },
+                Err(error) => Event::NotReady { pid, error },
+            };
+            act.apply(ev, Instant::now(), ctx);
+            if act.probing == Some(Probing::Ready) && act.machine.pid() == Some(pid) {
+                act.probe = Some(ctx.run_later(interval, |act, ctx| act.probe_ready(ctx)));
+            }
+        })));
+    }
+
+    /// The next health check, an `interval` from now.
+    fn next_health(&mut self, ctx: &mut Context<Self>) {
+        let Some(health) = &self.ctx.program.health else {
+            return;
+        };
+        self.probe = Some(ctx.run_later(health.interval, |act, ctx| act.probe_health(ctx)));
+    }
+
+    fn probe_health(&mut self, ctx: &mut Context<Self>) {
+        self.probe = None;
+        let (Some(health), Some(pid)) = (self.ctx.program.health.clone(), self.machine.pid())
+        else {
+            return;
+        };
+        if self.probing != Some(Probing::Health) {
+            return;
+        }
+        let fut: ProbeFuture = match &health.probe {
+            // Alive when it sent WATCHDOG=1 since the last check.
+            Probe::Notify => {
+                let fed = std::mem::take(&mut self.fed_since_check);
+                let missed = format!("no WATCHDOG=1 in {}", state::secs(health.interval));
+                Box::pin(async move { if fed { Ok(()) } else { Err(missed) } })
+            }
+            // A matching line within the check's budget.
+            Probe::Log(pattern) => {
+                let followers: Vec<probe::log::Follower> = [&self.stdout, &self.stderr]
+                    .into_iter()
+                    .flatten()
+                    .map(|sink| probe::log::Follower::of(sink))
+                    .collect();
+                let pattern = pattern.clone();
+                let budget = health.timeout;
+                Box::pin(async move {
+                    match tokio::time::timeout(budget, probe::log(&pattern, followers)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(format!("no line matched in {}", state::secs(budget))),
+                    }
+                })
+            }
+            probe => match self.probe_once(probe, health.timeout) {
+                Some(fut) => fut,
+                None => return,
+            },
+        };
+        self.probe = Some(ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.probe = None;
+            act.apply(Event::Health { pid, result }, Instant::now(), ctx);
+            if act.probing == Some(Probing::Health) && act.machine.pid() == Some(pid) {
+                act.next_health(ctx);
+            }
+        })));
+    }
+
+    /// A fresh `NOTIFY_SOCKET` for the next child, given to the program's
+    /// user when it runs as another one.
+    fn bind_notify(&self) -> std::io::Result<NotifySocket> {
+        let root = probe::notify::runtime_dir()?;
+        let owner = self.ctx.program.user.as_ref().map(|u| (u.uid, u.gid));
+        NotifySocket::bind(&root, owner)
+    }
+
+    /// Reads child `pid`'s notifications until the socket is dropped (the
+    /// next spawn, or no child left): one datagram at a time.
+    fn read_notify(&mut self, socket: Rc<NotifySocket>, pid: u32, ctx: &mut Context<Self>) {
+        let reading = Rc::clone(&socket);
+        let recv = async move {
+            reading
+                .recv(|sender| sender == pid || probe::notify::descends_from(sender, pid))
+                .await
+        };
+        self.notify = Some(
+            ctx.spawn(recv.into_actor(self).map(move |received, act, ctx| {
+                act.notify = None;
+                match received {
+                    Ok(probe::notify::Received::Message(message)) => {
+                        act.on_notify(message, pid, ctx);
+                    }
+                    Ok(probe::notify::Received::Refused(why)) => {
+                        tracing::warn!(process = %act.name, "notify message refused: {why}");
+                    }
+                    Err(e) => {
+                        tracing::error!(process = %act.name, "cannot read NOTIFY_SOCKET: {e}");
+                        return;
+                    }
+                }
+                // Unless the child is gone (or replaced) meanwhile.
+                if act.machine.pid() == Some(pid) && act.notify.is_none() {
+                    act.read_notify(socket, pid, ctx);
+                }
+            })),
+        );
+    }
+
+    fn on_notify(&mut self, message: probe::notify::Message, pid: u32, ctx: &mut Context<Self>) {
+        use probe::notify::Notification as N;
+        for why in &message.ignored {
+            tracing::warn!(process = %self.name, "notify: {why}");
+        }
+        let ready_by_notify = self
+            .ctx
+            .program
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.probe == Probe::Notify);
+        for notification in message.notifications {
+            let now = Instant::now();
+            match notification {
+                N::Ready if ready_by_notify => self.apply(Event::Ready { pid }, now, ctx),
+                N::Ready => {}
+                N::Status(text) => self.apply(Event::StatusText { pid, text }, now, ctx),
+                N::Watchdog => {
+                    self.fed_since_check = true;
+                    self.apply(Event::Watchdog { pid }, now, ctx);
+                }
+                N::Stopping => {
+                    tracing::info!(process = %self.name, pid, "the program says it is stopping (STOPPING=1)");
+                }
+                N::Errno(errno) => {
+                    let text = Errno::from_raw(errno).desc();
+                    tracing::warn!(process = %self.name, pid, "the program reports ERRNO={errno} ({text})");
+                }
+                N::ExtendTimeout(by) => self.apply(Event::ExtendTimeout { pid, by }, now, ctx),
+            }
         }
     }
 
@@ -821,6 +1152,34 @@ fn output_sink(
         _ => None,
     };
     Some(OutputSink::new(&program.name, stream, path, create_dir))
+}
+
+/// Whether `program` talks the notification protocol: a `notify` probe or
+/// a watchdog.
+fn uses_notify(program: &ProgramConfig) -> bool {
+    program
+        .ready
+        .as_ref()
+        .is_some_and(|r| r.probe == Probe::Notify)
+        || program
+            .health
+            .as_ref()
+            .is_some_and(|h| h.probe == Probe::Notify)
+        || program.watchdog.is_some()
+}
+
+/// A hook's or exec probe's failure in one line: why, and its last line
+/// (`exited with status 3: migration 7 failed`).
+fn helper_error(failure: &helper::HelperFailure) -> String {
+    match failure
+        .last_lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+    {
+        Some(line) => format!("{}: {}", failure.reason, line.trim()),
+        None => failure.reason.to_string(),
+    }
 }
 
 impl Actor for ProcessActor {
