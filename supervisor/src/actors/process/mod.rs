@@ -796,21 +796,11 @@ impl ProcessActor {
     /// Runs `before_start` (after its turn at the program's gate); answers
     /// with `BeforeStartDone`.
     fn run_before_start(&mut self, ctx: &mut Context<Self>) {
-        let program = self.ctx.program.clone();
-        let Some(hook) = program.before_start.clone() else {
+        let output = self.stderr.clone().or_else(|| self.stdout.clone());
+        let Some(helper) = helper::Helper::before_start(&self.ctx, output) else {
             let done = Event::BeforeStartDone { result: Ok(()) };
             self.queue.push_back((done, Instant::now()));
             return;
-        };
-        let helper = helper::Helper {
-            program,
-            index: self.ctx.index,
-            argv: hook.argv,
-            env: Vec::new(),
-            output: self.stderr.clone().or_else(|| self.stdout.clone()),
-            hidden_env: self.ctx.secret_env.names(),
-            timeout: hook.timeout,
-            gate: Some(self.ctx.hooks.clone()),
         };
         let run = helper::run(helper, self.ctx.children.clone());
         self.hook = Some(ctx.spawn(run.into_actor(self).map(|result, act, ctx| {
@@ -845,14 +835,9 @@ impl ProcessActor {
             }
             Probe::Exec { argv, .. } => {
                 let helper = helper::Helper {
-                    program: self.ctx.program.clone(),
-                    index: self.ctx.index,
                     argv: argv.clone(),
-                    env: Vec::new(),
-                    output: None,
-                    hidden_env: self.ctx.secret_env.names(),
                     timeout: budget,
-                    gate: None,
+                    ..helper::Helper::like(&self.ctx, None)
                 };
                 let run = helper::run(helper, self.ctx.children.clone());
                 Some(Box::pin(
