@@ -56,7 +56,9 @@
 //! [`SharedInfo`] snapshot its ProgramActor holds, so `status` of thousands
 //! of instances is answered by reading memory rather than by one
 //! [`GetInfo`] message per instance. Every actor runs on the one System
-//! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call.
+//! thread, hence `Rc<RefCell<..>>`; borrows never outlive a call. For the
+//! same reason a [`StateHook`] (the ProgramActor's dependency bookkeeping)
+//! is called synchronously with the state each batch of events left.
 
 pub mod helper;
 pub mod pacer;
@@ -165,6 +167,19 @@ impl InfoSnapshot {
 /// An instance's snapshot, written by its actor, read by its program.
 pub type SharedInfo = Rc<RefCell<InfoSnapshot>>;
 
+/// Called with `(index, state, exit code)` after every batch of events the
+/// actor applies, synchronously (so whoever the hook tells already sees the
+/// state when a start's outcome arrives): the ProgramActor's dependency
+/// bookkeeping (`program/deps.rs`).
+#[derive(Clone)]
+pub struct StateHook(pub Rc<dyn Fn(u32, ProcessState, Option<i32>)>);
+
+impl std::fmt::Debug for StateHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateHook")
+    }
+}
+
 /// The status line of an instance whose machine is `m`.
 fn process_info(name: &str, program: &str, index: u32, m: &Machine, now: Instant) -> ProcessInfo {
     ProcessInfo {
@@ -228,6 +243,8 @@ pub struct ProcessActor {
     notify: Option<SpawnHandle>,
     /// A `WATCHDOG=1` arrived since the last `health: {notify: true}` check.
     fed_since_check: bool,
+    /// Told the state after every batch (see [`StateHook`]).
+    on_state: Option<StateHook>,
 }
 
 impl ProcessActor {
@@ -266,8 +283,15 @@ impl ProcessActor {
             hook: None,
             notify: None,
             fed_since_check: false,
+            on_state: None,
             ctx,
         }
+    }
+
+    /// Reports every state the instance enters to `hook`.
+    pub fn with_state_hook(mut self, hook: StateHook) -> Self {
+        self.on_state = Some(hook);
+        self
     }
 
     fn name(&self) -> String {
@@ -315,6 +339,13 @@ impl ProcessActor {
         }
         // Once per batch: nothing else runs on this thread in between.
         self.info.borrow_mut().machine.clone_from(&self.machine);
+        if let Some(hook) = &self.on_state {
+            (hook.0)(
+                self.ctx.index,
+                self.machine.state(),
+                self.machine.exitcode(),
+            );
+        }
         self.applying = false;
     }
 
