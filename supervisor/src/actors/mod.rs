@@ -3,6 +3,7 @@
 //! See `actors-design.md` at the repository root for the whole story.
 
 pub mod blocking;
+pub mod deps;
 pub mod listener;
 pub mod notifier;
 pub mod process;

@@ -11,16 +11,31 @@
 //! ([`SharedInfo`]) instead of messaging every instance: 10,000 futures per
 //! request dominated the daemon's time.
 //!
+//! Dependency order (`depends_on`, see `actors/deps.rs`): each instance's
+//! [`StateHook`] keeps the program's [`deps::Summary`] on the shared [`Board`] and
+//! tells the Registry when it changed ([`ProgramStateChanged`]). A start
+//! (autostart, a client's, a reload's) is carried out only once the
+//! program's [`Gate`] is open; until then it waits here ([`Pending`]), and
+//! `status` says why (`waiting for db (STARTING)`). The Registry tells the
+//! program when one of its dependencies changed ([`DependenciesChanged`]).
+//! A dependency that failed (FATAL, or EXITED with an unexpected code)
+//! answers a waiting client at once (`waiting for db (FATAL)`), but the
+//! start stays pending: it goes ahead if the dependency comes up later,
+//! and a `stop` cancels it.
+//!
 //! Handles: [`Start`], [`Stop`], [`Restart`], [`SignalInstances`],
 //! [`Status`], [`Pids`], [`TailInstance`], [`Apply`], [`Retire`],
-//! [`KillAll`], [`ReopenOutput`] (from the Registry).
-//! Sends: the process messages. Stops: after [`Retire`], once every instance
-//! is stopped.
+//! [`KillAll`], [`ReopenOutput`], [`DependenciesChanged`] (from the
+//! Registry). Sends: the process messages; [`ProgramStateChanged`] to the
+//! Registry. Stops: after [`Retire`], once every instance is stopped.
 
+use crate::actors::deps::{self, Board, Gate, Tracker};
 use crate::actors::notifier::{InstanceEvent, SecretEnv};
 use crate::actors::process::helper::HookGate;
 use crate::actors::process::pacer::StartPacer;
-use crate::actors::process::{self, InstanceContext, OutputFollower, ProcessActor, SharedInfo};
+use crate::actors::process::{
+    self, InstanceContext, OutputFollower, ProcessActor, SharedInfo, StateHook,
+};
 use crate::actors::reaper::ChildTable;
 use crate::config::ProgramConfig;
 use crate::reload::Change;
@@ -32,9 +47,13 @@ use futures::future::join_all;
 use proto::{
     ErrorKind, Outcome, OutputStream, PidEntry, ProcessInfo, ProcessState, Signal, TailReply,
 };
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::oneshot;
 
 /// The actor.
 #[derive(Debug)]
@@ -58,11 +77,75 @@ pub struct ProgramActor {
     pacer: StartPacer,
     /// One `before_start` hook at a time across the instances.
     hooks: HookGate,
+    /// Dependency bookkeeping, shared with the instances' state hooks.
+    deps: Rc<RefCell<DepShared>>,
+    /// Starts waiting for the dependencies, oldest first.
+    pending: Vec<Pending>,
+}
+
+/// A start that waits for the program's dependencies.
+#[derive(Debug)]
+struct Pending {
+    indexes: Option<Vec<u32>>,
+    /// Which instances it leaves alone (see [`Start::for_dependents`]).
+    for_dependents: Option<Keep>,
+    /// An automatic start: through the pacer, nobody waits for it.
+    paced: bool,
+    /// The client waiting for the outcomes; taken when answered early (a
+    /// failed dependency).
+    reply: Option<oneshot::Sender<Vec<Outcome>>>,
+}
+
+/// The program's side of the dependency board: what its instance hooks
+/// update, and what it publishes.
+#[derive(Debug)]
+struct DepShared {
+    name: String,
+    tracker: Tracker,
+    /// Set while starts wait for a failed dependency: the root cause.
+    blocked_by: Option<(String, ProcessState)>,
+    board: Board,
+    changed: Option<Recipient<ProgramStateChanged>>,
+    /// Retired: its line on the board is no longer its own.
+    retired: bool,
+}
+
+impl DepShared {
+    /// Writes the summary on the board; when it changed, tells the Registry.
+    fn publish(&self) {
+        if self.retired {
+            return;
+        }
+        let mut summary = self.tracker.summary();
+        summary.blocked_by.clone_from(&self.blocked_by);
+        {
+            let mut board = self.board.borrow_mut();
+            if board.get(&self.name) == Some(&summary) {
+                return;
+            }
+            board.insert(self.name.clone(), summary);
+        }
+        if let Some(changed) = &self.changed {
+            changed.do_send(ProgramStateChanged {
+                name: self.name.clone(),
+            });
+        }
+    }
 }
 
 impl ProgramActor {
     pub fn new(config: Arc<ProgramConfig>, children: ChildTable, pacer: StartPacer) -> Self {
+        let deps = DepShared {
+            name: config.name.clone(),
+            tracker: Tracker::new(config.numprocs, &config.exitcodes),
+            blocked_by: None,
+            board: Board::default(),
+            changed: None,
+            retired: false,
+        };
         ProgramActor {
+            deps: Rc::new(RefCell::new(deps)),
+            pending: Vec::new(),
             config,
             instances: Vec::new(),
             infos: Vec::new(),
@@ -88,7 +171,28 @@ impl ProgramActor {
         self
     }
 
+    /// The program's summary goes on `board` (now, so that dependents
+    /// created after it never miss it), and `changed` hears when it changes.
+    pub fn with_deps(self, board: Board, changed: Option<Recipient<ProgramStateChanged>>) -> Self {
+        {
+            let mut deps = self.deps.borrow_mut();
+            deps.board = board;
+            deps.changed = changed;
+            let summary = deps.tracker.summary();
+            deps.board.borrow_mut().insert(deps.name.clone(), summary);
+        }
+        self
+    }
+
     fn spawn_instance(&self, index: u32) -> (Addr<ProcessActor>, SharedInfo) {
+        let id = self.deps.borrow_mut().tracker.claim(index);
+        let deps = self.deps.clone();
+        let hook = StateHook(Rc::new(move |index, state, exitcode| {
+            let mut deps = deps.borrow_mut();
+            if deps.tracker.report(id, index, state, exitcode) {
+                deps.publish();
+            }
+        }));
         let actor = ProcessActor::new(InstanceContext {
             program: self.config.clone(),
             index,
@@ -96,9 +200,162 @@ impl ProgramActor {
             events: self.events.clone(),
             secret_env: self.secret_env.clone(),
             hooks: self.hooks.clone(),
-        });
+        })
+        .with_state_hook(hook);
         let info = actor.shared_info();
         (actor.start(), info)
+    }
+
+    /// The dependencies' verdict (open without `depends_on`).
+    fn gate(&self) -> Gate {
+        if self.config.depends_on.is_empty() {
+            return Gate::Open;
+        }
+        let board = self.deps.borrow().board.clone();
+        let board = board.borrow();
+        deps::gate(&self.config.depends_on, &board)
+    }
+
+    /// Carries out the pending starts if the gate is open; answers their
+    /// clients if a dependency failed. Publishes whether the program waits
+    /// for a failed dependency (its dependents then wait for that too).
+    fn check_gate(&mut self) {
+        let gate = self.gate();
+        match &gate {
+            Gate::Open => {
+                for pending in std::mem::take(&mut self.pending) {
+                    self.release(pending);
+                }
+            }
+            Gate::Failed { .. } => {
+                let why = gate.describe().unwrap_or_default();
+                for i in 0..self.pending.len() {
+                    if let Some(reply) = self.pending[i].reply.take() {
+                        let outcomes = self.not_started(&self.pending[i].indexes, false, &why);
+                        let _ = reply.send(outcomes);
+                    }
+                }
+            }
+            Gate::Waiting { .. } => {}
+        }
+        let blocked = match gate {
+            Gate::Failed { on, state } if !self.pending.is_empty() => Some((on, state)),
+            _ => None,
+        };
+        let mut deps = self.deps.borrow_mut();
+        if deps.blocked_by != blocked {
+            deps.blocked_by = blocked;
+            deps.publish();
+        }
+    }
+
+    /// Starts what a pending start selected, now that the gate is open.
+    fn release(&self, pending: Pending) {
+        let targets = self.start_targets(&pending.indexes, pending.for_dependents);
+        if pending.paced {
+            for (_, instance) in targets {
+                self.pacer.start(instance);
+            }
+            return;
+        }
+        match pending.reply {
+            Some(reply) => {
+                let outcomes = self.start_each(targets);
+                actix::spawn(async move {
+                    let _ = reply.send(outcomes.await);
+                });
+            }
+            None => {
+                for (_, instance) in targets {
+                    instance.do_send(process::Start);
+                }
+            }
+        }
+    }
+
+    /// The instances a start selects; one for dependents leaves those
+    /// already up (or done, see [`Keep`]) alone.
+    fn start_targets(
+        &self,
+        indexes: &Option<Vec<u32>>,
+        for_dependents: Option<Keep>,
+    ) -> Vec<(u32, Addr<ProcessActor>)> {
+        let mut targets = self.select(indexes);
+        if let Some(keep) = for_dependents {
+            targets.retain(|(i, _)| {
+                let Some(info) = self.infos.get(*i as usize) else {
+                    return false;
+                };
+                let info = info.borrow().info(Instant::now());
+                !keep.leaves(info.state, info.exitcode, &self.config.exitcodes)
+            });
+        }
+        targets
+    }
+
+    /// `process::Start` to each target, the outcomes in order.
+    fn start_each(
+        &self,
+        targets: Vec<(u32, Addr<ProcessActor>)>,
+    ) -> impl Future<Output = Vec<Outcome>> + 'static {
+        let lost: Vec<Outcome> = targets.iter().map(|(i, _)| self.lost(*i)).collect();
+        async move {
+            let answers = join_all(targets.iter().map(|(_, a)| a.send(process::Start))).await;
+            answers
+                .into_iter()
+                .zip(lost)
+                .map(|(answer, lost)| answer.unwrap_or(lost))
+                .collect()
+        }
+    }
+
+    /// One outcome per selected instance for a start that did not happen
+    /// (yet): STOPPED, `why`.
+    fn not_started(&self, indexes: &Option<Vec<u32>>, ok: bool, why: &str) -> Vec<Outcome> {
+        self.select(indexes)
+            .into_iter()
+            .map(|(i, _)| Outcome {
+                name: self.config.instance_name(i),
+                ok,
+                state: ProcessState::Stopped,
+                message: why.to_string(),
+                output_tail: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Cancels every pending start (a stop, a retire): waiting clients are
+    /// told.
+    fn cancel_pending(&mut self) {
+        for pending in std::mem::take(&mut self.pending) {
+            if let Some(reply) = pending.reply {
+                let outcomes = self.not_started(
+                    &pending.indexes,
+                    false,
+                    "stopped before its dependencies were up",
+                );
+                let _ = reply.send(outcomes);
+            }
+        }
+        self.check_gate();
+    }
+
+    /// An automatic start of `indexes` (autostart, a scale-up): paced, and
+    /// after the dependencies.
+    fn autostart(&mut self, indexes: Option<Vec<u32>>) {
+        if self.gate() == Gate::Open {
+            for (_, instance) in self.select(&indexes) {
+                self.pacer.start(instance);
+            }
+            return;
+        }
+        self.pending.push(Pending {
+            indexes,
+            for_dependents: None,
+            paced: true,
+            reply: None,
+        });
+        self.check_gate();
     }
 
     /// The snapshots an optional index list selects (all when `None`, then
@@ -157,9 +414,7 @@ impl Actor for ProgramActor {
             .map(|i| self.spawn_instance(i))
             .unzip();
         if self.config.autostart {
-            for instance in &self.instances {
-                self.pacer.start(instance.clone());
-            }
+            self.autostart(None);
         }
     }
 }
@@ -207,15 +462,136 @@ macro_rules! waitable_request {
     };
 }
 
-waitable_request! {
-    /// Start instances (`None`: all); with `wait`, resolves once each is
-    /// RUNNING or has failed.
-    Start => process::Start, "starting", ProcessState::Starting
+/// Which instances a start for dependents leaves alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// RUNNING, STARTING, BACKOFF: up, or on their way.
+    Up,
+    /// Those, and EXITED with an expected code: a one-shot job a dependent
+    /// needs `completed` is not run again.
+    UpOrCompleted,
 }
 
-waitable_request! {
-    /// Stop instances; with `wait`, resolves once their process groups are gone.
-    Stop => process::Stop, "stopping", ProcessState::Stopping
+impl Keep {
+    fn leaves(self, state: ProcessState, exitcode: Option<i32>, exitcodes: &[i32]) -> bool {
+        match state {
+            ProcessState::Running | ProcessState::Starting | ProcessState::Backoff => true,
+            ProcessState::Exited => {
+                self == Keep::UpOrCompleted && exitcode.is_some_and(|c| exitcodes.contains(&c))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Start instances (`None`: all) once the program's dependencies are met;
+/// with `wait`, resolves once each is RUNNING or has failed (or a
+/// dependency failed).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Start {
+    pub indexes: Option<Vec<u32>>,
+    pub wait: bool,
+    /// Started because programs the client named depend on it: what
+    /// [`Keep`] says is left alone.
+    pub for_dependents: Option<Keep>,
+}
+
+impl Handler<Start> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: Start, _: &mut Self::Context) -> Self::Result {
+        let gate = self.gate();
+        if gate == Gate::Open {
+            let targets = self.start_targets(&msg.indexes, msg.for_dependents);
+            if msg.wait {
+                return Box::pin(self.start_each(targets));
+            }
+            let outcomes = no_wait(
+                &targets,
+                &self.config,
+                "starting",
+                ProcessState::Starting,
+                |a| a.do_send(process::Start),
+            );
+            return Box::pin(async move { outcomes });
+        }
+        let why = gate.describe().unwrap_or_default();
+        let early = (!msg.wait).then(|| self.not_started(&msg.indexes, true, &why));
+        let (reply, answer) = match msg.wait {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let lost = self.not_started(&msg.indexes, false, "the program went away");
+        self.pending.push(Pending {
+            indexes: msg.indexes,
+            for_dependents: msg.for_dependents,
+            paced: false,
+            reply,
+        });
+        self.check_gate();
+        Box::pin(async move {
+            match (early, answer) {
+                (Some(outcomes), _) => outcomes,
+                (None, Some(rx)) => rx.await.unwrap_or(lost),
+                (None, None) => lost,
+            }
+        })
+    }
+}
+
+/// Stop instances; with `wait`, resolves once their process groups are
+/// gone. Cancels the starts waiting for dependencies.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Stop {
+    pub indexes: Option<Vec<u32>>,
+    pub wait: bool,
+    /// Stopped because a program it depends on is being stopped: only live
+    /// instances are told (no `not running` for the others).
+    pub for_dependency: bool,
+}
+
+impl Handler<Stop> for ProgramActor {
+    type Result = ResponseFuture<Vec<Outcome>>;
+
+    fn handle(&mut self, msg: Stop, _: &mut Self::Context) -> Self::Result {
+        self.cancel_pending();
+        let mut targets = self.select(&msg.indexes);
+        if msg.for_dependency {
+            targets.retain(|(i, _)| {
+                self.infos.get(*i as usize).is_some_and(|info| {
+                    let state = info.borrow().info(Instant::now()).state;
+                    !matches!(
+                        state,
+                        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+                    )
+                })
+            });
+        }
+        if msg.wait {
+            let lost: Vec<Outcome> = targets.iter().map(|(i, _)| self.lost(*i)).collect();
+            return Box::pin(async move {
+                let answers = join_all(targets.iter().map(|(_, a)| a.send(process::Stop))).await;
+                answers
+                    .into_iter()
+                    .zip(lost)
+                    .map(|(answer, lost)| answer.unwrap_or(lost))
+                    .collect()
+            });
+        }
+        let outcomes = no_wait(
+            &targets,
+            &self.config,
+            "stopping",
+            ProcessState::Stopping,
+            |a| a.do_send(process::Stop),
+        );
+        Box::pin(async move { outcomes })
+    }
 }
 
 waitable_request! {
@@ -274,10 +650,26 @@ impl Handler<Status> for ProgramActor {
 
     fn handle(&mut self, msg: Status, _: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
+        // Instances a pending start holds back say what they wait for.
+        let waiting = match self.pending.is_empty() {
+            true => None,
+            false => self.gate().describe(),
+        };
         MessageResult(
             self.select_infos(&msg.indexes)
                 .into_iter()
-                .map(|info| info.borrow().info(now))
+                .map(|info| {
+                    let mut info = info.borrow().info(now);
+                    if let Some(why) = &waiting
+                        && matches!(
+                            info.state,
+                            ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+                        )
+                    {
+                        info.description.clone_from(why);
+                    }
+                    info
+                })
                 .collect(),
         )
     }
@@ -351,6 +743,8 @@ impl Handler<Retire> for ProgramActor {
     type Result = ResponseActFuture<Self, Vec<Outcome>>;
 
     fn handle(&mut self, _: Retire, _: &mut Self::Context) -> Self::Result {
+        self.cancel_pending();
+        self.deps.borrow_mut().retired = true;
         let retire = fan_out!(self, None::<Vec<u32>>, process::Retire);
         Box::pin(retire.into_actor(self).map(|outcomes, act, ctx| {
             act.instances.clear();
@@ -379,6 +773,10 @@ impl Handler<Apply> for ProgramActor {
         for instance in &self.instances {
             instance.do_send(process::UpdatePolicy(msg.config.clone()));
         }
+        self.deps
+            .borrow_mut()
+            .tracker
+            .set_exitcodes(&self.config.exitcodes);
         match msg.change {
             Change::Policy => {}
             Change::Scale => self.scale(old.numprocs, ctx),
@@ -389,6 +787,10 @@ impl Handler<Apply> for ProgramActor {
                 self.rolling_restart(ctx);
             }
         }
+        // `depends_on` may have changed (a policy key), and the summary
+        // with `numprocs` or `exitcodes`.
+        self.check_gate();
+        self.deps.borrow().publish();
     }
 }
 
@@ -397,18 +799,23 @@ impl ProgramActor {
     /// touched (same pids).
     fn scale(&mut self, old: u32, ctx: &mut Context<Self>) {
         let new = self.config.numprocs;
+        self.deps.borrow_mut().tracker.resize(new);
         if new > old {
+            let mut autostart = Vec::new();
             for i in old..new {
                 let (instance, info) = self.spawn_instance(i);
                 if self.config.autostart {
                     if self.retiring.iter().any(|(r, _, _)| *r == i) {
                         self.deferred.insert(i);
                     } else {
-                        self.pacer.start(instance.clone());
+                        autostart.push(i);
                     }
                 }
                 self.instances.push(instance);
                 self.infos.push(info);
+            }
+            if !autostart.is_empty() {
+                self.autostart(Some(autostart));
             }
         } else {
             let gone: Vec<_> = (new..)
@@ -437,8 +844,8 @@ impl ProgramActor {
         if self.retiring.iter().any(|(r, _, _)| *r == i) || !self.deferred.remove(&i) {
             return;
         }
-        if let Some(instance) = self.instances.get(i as usize) {
-            self.pacer.start(instance.clone());
+        if (i as usize) < self.instances.len() {
+            self.autostart(Some(vec![i]));
         }
     }
 
@@ -499,4 +906,25 @@ impl Handler<ReopenOutput> for ProgramActor {
             instance.do_send(process::ReopenOutput);
         }
     }
+}
+
+/// One of the program's dependencies changed: check the gate again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DependenciesChanged;
+
+impl Handler<DependenciesChanged> for ProgramActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DependenciesChanged, _: &mut Self::Context) {
+        self.check_gate();
+    }
+}
+
+/// The program `name`'s [`deps::Summary`] on the board changed (sent by the
+/// program to the Registry, which tells its dependents).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProgramStateChanged {
+    pub name: String,
 }

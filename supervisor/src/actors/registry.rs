@@ -10,31 +10,44 @@
 //! the Notifier flush its mail (`notifier::Flush`, at most
 //! `email.smtp.timeout`), then stop the System with exit code 0.
 //!
+//! Dependency order (`depends_on`, see `actors/deps.rs`): `start` of a
+//! program also starts what it depends on, transitively, each program's
+//! `program::Start` sent once its dependencies' starts answered; `stop`
+//! (and the shutdown, and programs a reload removes) stops what depends on
+//! a program before it. The Registry relays each program's
+//! [`program::ProgramStateChanged`] to its direct dependents
+//! (`program::DependenciesChanged`). At daemon start, the dependencies of
+//! an `autostart` program are started with it even without `autostart`.
+//!
 //! Handles: [`Control`], [`Reload`], [`ReopenLogs`], [`Shutdown`],
-//! [`ExitNow`]. Sends: program messages; cancels `accepting` (the Listener
-//! then stops) at shutdown;
+//! [`ExitNow`], `program::ProgramStateChanged`. Sends: program messages;
+//! cancels `accepting` (the Listener then stops) at shutdown;
 //! the Notifier's `UpdateEmail` and `NotifyTest`.
 //! Stops: last, by stopping the System.
 
 use crate::actors::blocking::off_thread;
+use crate::actors::deps::{self, Board, Step};
 use crate::actors::notifier::{self, Notifier, SecretEnv};
 use crate::actors::process::OutputFollower;
 use crate::actors::process::pacer::StartPacer;
-use crate::actors::program::{self, ProgramActor};
+use crate::actors::program::{self, Keep, ProgramActor};
 use crate::actors::reaper::ChildTable;
-use crate::config::{self, Config, ProgramConfig};
+use crate::config::{self, Config, DependCondition, ProgramConfig};
 use crate::eventlog::EventLog;
 use crate::reload;
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, System,
     WrapFuture,
 };
-use futures::future::join_all;
+use futures::FutureExt;
+use futures::future::{LocalBoxFuture, Shared, join_all};
 use proto::{
-    AvailEntry, Done, ErrorKind, ErrorReply, PidEntry, ProcessInfo, ReloadSummary, Request,
-    Response, TailReply, Target, VersionInfo,
+    AvailEntry, Done, ErrorKind, ErrorReply, Outcome, PidEntry, ProcessInfo, ProcessState,
+    ReloadSummary, Request, Response, TailReply, Target, VersionInfo,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -90,6 +103,10 @@ pub struct Registry {
     /// Reloads asked for during that read: the file is read again for them
     /// once it is applied (it may have changed since the read began).
     reload_next: Vec<ReloadDone>,
+    /// Every program's dependency summary (see `actors/deps.rs`).
+    board: Board,
+    /// program → the programs that name it in `depends_on`, from `config`.
+    dependents: BTreeMap<String, Vec<String>>,
 }
 
 /// Told the outcome of one reload request.
@@ -107,7 +124,10 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     pub fn new(init: RegistryInit) -> Self {
         let secret_env = SecretEnv::of(init.config.email.as_ref());
+        let dependents = deps::direct_dependents(&init.config.programs);
         Registry {
+            board: Board::default(),
+            dependents,
             config: Arc::new(init.config),
             programs: BTreeMap::new(),
             children: init.children,
@@ -124,12 +144,44 @@ impl Registry {
         }
     }
 
-    fn add_program(&mut self, config: Arc<ProgramConfig>) {
+    fn add_program(&mut self, config: Arc<ProgramConfig>, ctx: &mut Context<Self>) {
         let events = self.notifier.as_ref().map(|n| n.clone().recipient());
+        let changed = ctx.address().recipient();
         let addr = ProgramActor::new(config.clone(), self.children.clone(), self.pacer.clone())
             .with_notifier(events, self.secret_env.clone())
+            .with_deps(self.board.clone(), Some(changed))
             .start();
         self.programs.insert(config.name.clone(), addr);
+    }
+
+    /// Starts the dependencies of the `autostart` programs among `names`
+    /// that have no `autostart` of their own (they would wait forever
+    /// otherwise); their own gates order them.
+    fn start_needed(&self, names: &[String]) {
+        let programs = &self.config.programs;
+        let wanted: BTreeSet<String> = names
+            .iter()
+            .filter(|n| programs.get(*n).is_some_and(|p| p.autostart))
+            .cloned()
+            .collect();
+        if wanted.is_empty() || !deps::any(programs) {
+            return;
+        }
+        for step in deps::start_plan(programs, &wanted) {
+            let Some(config) = programs.get(&step.name) else {
+                continue;
+            };
+            if step.asked || config.autostart {
+                continue;
+            }
+            if let Some(addr) = self.programs.get(&step.name) {
+                addr.do_send(program::Start {
+                    indexes: None,
+                    wait: false,
+                    for_dependents: Some(keep_for(programs, &step.name)),
+                });
+            }
+        }
     }
 
     /// Resolves user targets into (program, instance indexes); `None` selects
@@ -191,6 +243,7 @@ impl Registry {
                     addr: self.programs.get(&name)?.clone(),
                     numprocs: self.numprocs(&name)?,
                     indexes: indexes.map(sorted),
+                    name,
                 })
             })
             .collect())
@@ -225,15 +278,18 @@ impl Registry {
         );
         self.accepting.cancel();
         // Programs a reload removed may still be stopping: wait for them too
-        // (a second Retire joins the stop in progress).
+        // (a second Retire joins the stop in progress). Dependents stop
+        // before what they depend on.
+        let all: BTreeSet<String> = self.programs.keys().cloned().collect();
+        let ordered = self.retire_in_order(&self.config.programs, &all);
         let retiring: Vec<_> = self
-            .programs
-            .values()
-            .chain(self.retiring.iter())
+            .retiring
+            .iter()
             .map(|addr| addr.send(program::Retire))
             .collect();
-        let count = retiring.len();
-        let stopped = join_all(retiring).into_actor(self).then(move |_, act, _| {
+        let count = all.len() + retiring.len();
+        let stopped = futures::future::join(ordered, join_all(retiring));
+        let stopped = stopped.into_actor(self).then(move |_, act, _| {
             act.programs.clear();
             tracing::info!(programs = count, "daemon stopped: every program is stopped");
             // Queued mails and open digests go out first, within
@@ -307,16 +363,24 @@ impl Registry {
                     ControlReply::Response(Response::Status(infos))
                 }),
             },
+            Request::Start(r) if deps::any(&self.config.programs) => {
+                self.ordered(&r.targets, r.wait, Direction::Start, ctx)
+            }
+            Request::Stop(r) if deps::any(&self.config.programs) => {
+                self.ordered(&r.targets, r.wait, Direction::Stop, ctx)
+            }
             Request::Start(r) => self.outcomes(&r.targets, move |s| {
                 s.addr.send(program::Start {
                     indexes: s.indexes,
                     wait: r.wait,
+                    for_dependents: None,
                 })
             }),
             Request::Stop(r) => self.outcomes(&r.targets, move |s| {
                 s.addr.send(program::Stop {
                     indexes: s.indexes,
                     wait: r.wait,
+                    for_dependency: false,
                 })
             }),
             Request::Restart(r) => self.outcomes(&r.targets, move |s| {
@@ -508,18 +572,28 @@ impl Registry {
             tracing::warn!("config: {warning}");
             plan.notes.push(format!("warning: {warning}"));
         }
-        for name in &plan.removed {
+        // Removed programs retire dependents first (by the old config);
+        // each leaves `retiring` once stopped.
+        let removed: BTreeSet<String> = plan
+            .removed
+            .iter()
+            .filter(|name| self.programs.contains_key(*name))
+            .cloned()
+            .collect();
+        let retire = self.retire_in_order(&self.config.programs, &removed);
+        let gone: Vec<Addr<ProgramActor>> = removed
+            .iter()
+            .filter_map(|name| self.programs.get(name).cloned())
+            .collect();
+        for name in &removed {
             if let Some(addr) = self.programs.remove(name) {
-                self.retiring.push(addr.clone());
-                ctx.spawn(
-                    addr.send(program::Retire)
-                        .into_actor(self)
-                        .map(move |_, act, _| {
-                            act.retiring.retain(|a| *a != addr);
-                        }),
-                );
+                self.retiring.push(addr);
             }
+            self.board.borrow_mut().remove(name);
         }
+        ctx.spawn(retire.into_actor(self).map(move |_, act, _| {
+            act.retiring.retain(|a| !gone.contains(a));
+        }));
         for changed in &plan.changed {
             if let Some(addr) = self.programs.get(&changed.config.name) {
                 addr.do_send(program::Apply {
@@ -529,7 +603,7 @@ impl Registry {
             }
         }
         for config in &plan.added {
-            self.add_program(config.clone());
+            self.add_program(config.clone(), ctx);
         }
         self.secret_env.add(new.email.as_ref());
         if let Some(notifier) = &self.notifier {
@@ -555,6 +629,9 @@ impl Registry {
             "config reloaded"
         );
         self.config = Arc::new(new);
+        self.dependents = deps::direct_dependents(&self.config.programs);
+        let added: Vec<String> = plan.added.iter().map(|p| p.name.clone()).collect();
+        self.start_needed(&added);
         Ok(summary)
     }
 
@@ -604,6 +681,147 @@ impl Registry {
         }
     }
 
+    /// `start`/`stop` when some program has `depends_on`: the targets and
+    /// what they pull in (their dependencies for a start, their dependents
+    /// for a stop), each program told once the programs it comes after have
+    /// answered. The reply lists every instance the plan told, in plan
+    /// order. Without `wait` the plan still runs in order, in the
+    /// background, and the reply (the targets only) comes at once.
+    fn ordered(
+        &mut self,
+        targets: &[String],
+        wait: bool,
+        direction: Direction,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<ControlReply> {
+        if targets.is_empty() {
+            return ready(Response::error(
+                ErrorKind::BadRequest,
+                "name at least one target: NAME, NAME:INDEX or all",
+            ));
+        }
+        let selection = match self.resolve(targets) {
+            Ok(sel) => sel,
+            Err(e) => return ready(e.into()),
+        };
+        let programs = &self.config.programs;
+        let asked: BTreeMap<String, Option<Vec<u32>>> = selection
+            .iter()
+            .map(|s| (s.name.clone(), s.indexes.clone()))
+            .collect();
+        let names: BTreeSet<String> = asked.keys().cloned().collect();
+        let plan = match direction {
+            Direction::Start => deps::start_plan(programs, &names),
+            Direction::Stop => deps::stop_plan(programs, &names),
+        };
+        let early = (!wait).then(|| {
+            let (what, state) = match direction {
+                Direction::Start => ("starting", ProcessState::Starting),
+                Direction::Stop => ("stopping", ProcessState::Stopping),
+            };
+            selection
+                .iter()
+                .filter_map(|s| {
+                    let config = programs.get(&s.name)?;
+                    let indexes = s
+                        .indexes
+                        .clone()
+                        .unwrap_or_else(|| (0..s.numprocs).collect());
+                    Some(indexes.into_iter().map(move |i| Outcome {
+                        name: config.instance_name(i),
+                        ok: true,
+                        state,
+                        message: what.to_string(),
+                        output_tail: Vec::new(),
+                    }))
+                })
+                .flatten()
+                .collect::<Vec<Outcome>>()
+        });
+        let addrs = self.programs.clone();
+        let keep: BTreeMap<String, Keep> = plan
+            .iter()
+            .map(|step| (step.name.clone(), keep_for(programs, &step.name)))
+            .collect();
+        let run = run_plan(plan, move |step: Step| {
+            let addr = addrs.get(&step.name).cloned();
+            let indexes = asked.get(&step.name).cloned().flatten();
+            let for_dependents =
+                (!step.asked).then(|| keep.get(&step.name).copied().unwrap_or(Keep::Up));
+            async move {
+                let Some(addr) = addr else {
+                    return Vec::new();
+                };
+                let answer = match direction {
+                    Direction::Start => {
+                        addr.send(program::Start {
+                            indexes,
+                            wait: true,
+                            for_dependents,
+                        })
+                        .await
+                    }
+                    Direction::Stop => {
+                        addr.send(program::Stop {
+                            indexes,
+                            wait: true,
+                            for_dependency: !step.asked,
+                        })
+                        .await
+                    }
+                };
+                answer.unwrap_or_default()
+            }
+        });
+        match early {
+            Some(outcomes) => {
+                ctx.spawn(run.into_actor(self).map(|_, _, _| ()));
+                ready(Response::Outcomes(outcomes))
+            }
+            None => Box::pin(async move { ControlReply::Response(Response::Outcomes(run.await)) }),
+        }
+    }
+
+    /// `Retire` to the programs `names` (of `programs`), dependents first;
+    /// the addresses are taken now.
+    fn retire_in_order(
+        &self,
+        programs: &BTreeMap<String, Arc<ProgramConfig>>,
+        names: &BTreeSet<String>,
+    ) -> impl Future<Output = Vec<Outcome>> + 'static {
+        let mut plan = deps::stop_plan(programs, names);
+        // The plan pulls in dependents; a retire concerns only `names` (a
+        // reload keeps a program that no longer depends on a removed one).
+        plan.retain(|step| names.contains(&step.name));
+        for step in &mut plan {
+            step.after.retain(|n| names.contains(n));
+        }
+        // Programs the graph does not know (none, unless the config and the
+        // actors disagree) retire at once.
+        for name in names {
+            if !plan.iter().any(|s| &s.name == name) {
+                plan.push(Step {
+                    name: name.clone(),
+                    after: Vec::new(),
+                    asked: true,
+                });
+            }
+        }
+        let addrs: BTreeMap<String, Addr<ProgramActor>> = names
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.programs.get(n)?.clone())))
+            .collect();
+        run_plan(plan, move |step: Step| {
+            let addr = addrs.get(&step.name).cloned();
+            async move {
+                match addr {
+                    Some(addr) => addr.send(program::Retire).await.unwrap_or_default(),
+                    None => Vec::new(),
+                }
+            }
+        })
+    }
+
     fn outcomes<F, Fut>(&self, targets: &[String], send: F) -> ResponseFuture<ControlReply>
     where
         F: Fn(Selection) -> Fut + 'static,
@@ -639,9 +857,65 @@ impl From<TargetError> for Response {
 }
 
 struct Selection {
+    name: String,
     addr: Addr<ProgramActor>,
     numprocs: u32,
     indexes: Option<Vec<u32>>,
+}
+
+/// Which way an ordered request goes.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Dependencies first.
+    Start,
+    /// Dependents first.
+    Stop,
+}
+
+/// What a start for dependents leaves alone in `name`: also its completed
+/// instances when a program needs it `completed` (a one-shot job is not
+/// run again).
+fn keep_for(programs: &BTreeMap<String, Arc<ProgramConfig>>, name: &str) -> Keep {
+    let completed = programs
+        .values()
+        .any(|p| p.depends_on.get(name) == Some(&DependCondition::Completed));
+    match completed {
+        true => Keep::UpOrCompleted,
+        false => Keep::Up,
+    }
+}
+
+type StepFuture = Shared<LocalBoxFuture<'static, Vec<Outcome>>>;
+
+/// Runs a plan: each step is sent (`send`) once the steps it comes after
+/// have answered; independent steps run at once. The outcomes in plan
+/// order.
+fn run_plan<F, Fut>(plan: Vec<Step>, send: F) -> impl Future<Output = Vec<Outcome>> + 'static
+where
+    F: Fn(Step) -> Fut + 'static,
+    Fut: Future<Output = Vec<Outcome>> + 'static,
+{
+    let send = Rc::new(send);
+    let mut steps: BTreeMap<String, StepFuture> = BTreeMap::new();
+    let mut all = Vec::new();
+    for step in plan {
+        let before: Vec<StepFuture> = step
+            .after
+            .iter()
+            .filter_map(|n| steps.get(n).cloned())
+            .collect();
+        let send = send.clone();
+        let name = step.name.clone();
+        let fut = async move {
+            join_all(before).await;
+            send(step).await
+        }
+        .boxed_local()
+        .shared();
+        steps.insert(name, fut.clone());
+        all.push(fut);
+    }
+    async move { join_all(all).await.into_iter().flatten().collect() }
 }
 
 fn sorted(mut v: Vec<u32>) -> Vec<u32> {
@@ -678,8 +952,10 @@ impl Actor for Registry {
         self.notifier = Some(Notifier::new(self.config.email.clone()).start());
         let programs: Vec<_> = self.config.programs.values().cloned().collect();
         for program in programs {
-            self.add_program(program);
+            self.add_program(program, ctx);
         }
+        let names: Vec<String> = self.config.programs.keys().cloned().collect();
+        self.start_needed(&names);
         tracing::info!(
             programs = self.programs.len(),
             file = %self.config.file.display(),
@@ -780,6 +1056,20 @@ impl Handler<ReopenLogs> for Registry {
             entry.do_send(program::ReopenOutput);
         }
         tracing::info!("log files reopened (SIGUSR2)");
+    }
+}
+
+/// A program's dependency summary changed: its direct dependents check
+/// their gates again.
+impl Handler<program::ProgramStateChanged> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: program::ProgramStateChanged, _: &mut Self::Context) {
+        for name in self.dependents.get(&msg.name).into_iter().flatten() {
+            if let Some(addr) = self.programs.get(name) {
+                addr.do_send(program::DependenciesChanged);
+            }
+        }
     }
 }
 
