@@ -15,7 +15,7 @@
 //! [`StateHook`] keeps the program's [`deps::Summary`] on the shared [`Board`] and
 //! tells the Registry when it changed ([`ProgramStateChanged`]). A start
 //! (autostart, a client's, a reload's) is carried out only once the
-//! program's [`Gate`] is open; until then it waits here ([`Pending`]), and
+//! program's [`Gate`] is open; until then it waits here (`Pending`), and
 //! `status` says why (`waiting for db (STARTING)`). The Registry tells the
 //! program when one of its dependencies changed ([`DependenciesChanged`]).
 //! A dependency that failed (FATAL, or EXITED with an unexpected code)
