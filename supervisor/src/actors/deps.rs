@@ -318,10 +318,12 @@ pub fn start_plan(
     programs: &BTreeMap<String, Arc<ProgramConfig>>,
     asked: &BTreeSet<String>,
 ) -> Vec<Step> {
-    let mut set: BTreeSet<String> = asked.clone();
-    for name in asked {
-        set.extend(crate::config::graph::dependencies(programs, name));
-    }
+    let set = closure(asked, |name| {
+        programs
+            .get(name)
+            .map(|p| p.depends_on.keys().cloned().collect())
+            .unwrap_or_default()
+    });
     crate::config::graph::start_order(programs)
         .into_iter()
         .filter(|name| set.contains(name))
@@ -345,11 +347,8 @@ pub fn stop_plan(
     programs: &BTreeMap<String, Arc<ProgramConfig>>,
     asked: &BTreeSet<String>,
 ) -> Vec<Step> {
-    let mut set: BTreeSet<String> = asked.clone();
-    for name in asked {
-        set.extend(crate::config::graph::dependents(programs, name));
-    }
     let reverse = direct_dependents(programs);
+    let set = closure(asked, |name| reverse.get(name).cloned().unwrap_or_default());
     let mut order = crate::config::graph::start_order(programs);
     order.reverse();
     order
@@ -367,6 +366,22 @@ pub fn stop_plan(
             name,
         })
         .collect()
+}
+
+/// `from` and everything reachable from it through `next`, each name
+/// visited once: O(programs + edges) for `start all` too (one
+/// `graph::dependencies` per name would be quadratic).
+fn closure(from: &BTreeSet<String>, next: impl Fn(&str) -> Vec<String>) -> BTreeSet<String> {
+    let mut set = from.clone();
+    let mut todo: Vec<String> = from.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        for n in next(&name) {
+            if set.insert(n.clone()) {
+                todo.push(n);
+            }
+        }
+    }
+    set
 }
 
 /// For each program, the programs whose `depends_on` names it (directly).

@@ -96,6 +96,49 @@ struct Pending {
     reply: Option<oneshot::Sender<Vec<Outcome>>>,
 }
 
+/// Merges the pending starts nobody waits for (any more) into at most two
+/// (one paced, one not), so that `start --no-wait` repeated while a
+/// dependency is down, or clients that gave up, cannot grow the list: it
+/// holds at most the starts clients still wait for, plus two.
+fn compact(pending: &mut Vec<Pending>) {
+    let mut merged: [Option<Pending>; 2] = [None, None];
+    let mut kept = Vec::new();
+    for mut p in pending.drain(..) {
+        if p.reply.as_ref().is_some_and(|r| !r.is_closed()) {
+            kept.push(p);
+            continue;
+        }
+        p.reply = None;
+        let slot = &mut merged[usize::from(p.paced)];
+        *slot = Some(match slot.take() {
+            None => p,
+            Some(m) => Pending {
+                indexes: match (m.indexes, p.indexes) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        a.sort_unstable();
+                        a.dedup();
+                        Some(a)
+                    }
+                    _ => None,
+                },
+                // The merged start leaves alone only what both would.
+                for_dependents: match (m.for_dependents, p.for_dependents) {
+                    (Some(Keep::UpOrCompleted), Some(Keep::UpOrCompleted)) => {
+                        Some(Keep::UpOrCompleted)
+                    }
+                    (Some(_), Some(_)) => Some(Keep::Up),
+                    _ => None,
+                },
+                paced: p.paced,
+                reply: None,
+            },
+        });
+    }
+    kept.extend(merged.into_iter().flatten());
+    *pending = kept;
+}
+
 /// The program's side of the dependency board: what its instance hooks
 /// update, and what it publishes.
 #[derive(Debug)]
@@ -349,12 +392,18 @@ impl ProgramActor {
             }
             return;
         }
-        self.pending.push(Pending {
+        self.wait_for_dependencies(Pending {
             indexes,
             for_dependents: None,
             paced: true,
             reply: None,
         });
+    }
+
+    /// Holds a start until the gate opens (see [`compact`]).
+    fn wait_for_dependencies(&mut self, pending: Pending) {
+        self.pending.push(pending);
+        compact(&mut self.pending);
         self.check_gate();
     }
 
@@ -526,13 +575,12 @@ impl Handler<Start> for ProgramActor {
             false => (None, None),
         };
         let lost = self.not_started(&msg.indexes, false, "the program went away");
-        self.pending.push(Pending {
+        self.wait_for_dependencies(Pending {
             indexes: msg.indexes,
             for_dependents: msg.for_dependents,
             paced: false,
             reply,
         });
-        self.check_gate();
         Box::pin(async move {
             match (early, answer) {
                 (Some(outcomes), _) => outcomes,
@@ -927,4 +975,51 @@ impl Handler<DependenciesChanged> for ProgramActor {
 #[rtype(result = "()")]
 pub struct ProgramStateChanged {
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(indexes: Option<Vec<u32>>, paced: bool) -> Pending {
+        Pending {
+            indexes,
+            for_dependents: Some(Keep::UpOrCompleted),
+            paced,
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn pending_starts_nobody_waits_for_are_merged_so_the_list_stays_bounded() {
+        let mut list = Vec::new();
+        for i in 0..1000 {
+            list.push(pending(Some(vec![i % 3]), false));
+            compact(&mut list);
+        }
+        list.push(pending(None, true));
+        compact(&mut list);
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0].indexes, Some(vec![0, 1, 2]));
+        assert_eq!(list[1].indexes, None);
+    }
+
+    #[test]
+    fn a_start_a_client_waits_for_is_kept_until_the_client_goes_away() {
+        let (tx, rx) = oneshot::channel();
+        let mut list = vec![Pending {
+            reply: Some(tx),
+            ..pending(Some(vec![1]), false)
+        }];
+        list.push(pending(Some(vec![0]), false));
+        list.push(pending(None, false));
+        compact(&mut list);
+        assert_eq!(list.len(), 2);
+        assert!(list[0].reply.is_some());
+        assert_eq!(list[1].indexes, None, "a start of every instance wins");
+        drop(rx);
+        compact(&mut list);
+        assert_eq!(list.len(), 1, "the client went away: merged");
+        assert!(list[0].reply.is_none());
+    }
 }
