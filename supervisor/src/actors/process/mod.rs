@@ -893,11 +893,7 @@ impl ProcessActor {
             // READY=1 comes through the notify socket.
             Probe::Notify => return,
             Probe::Log(pattern) => {
-                let followers: Vec<probe::log::Follower> = [&self.stdout, &self.stderr]
-                    .into_iter()
-                    .flatten()
-                    .map(|sink| probe::log::Follower::of(sink))
-                    .collect();
+                let followers = self.log_followers();
                 let pattern = pattern.clone();
                 Box::pin(async move { probe::log(&pattern, followers).await })
             }
@@ -921,6 +917,15 @@ impl ProcessActor {
                 act.probe = Some(ctx.run_later(interval, |act, ctx| act.probe_ready(ctx)));
             }
         })));
+    }
+
+    /// Followers of this spawn's captured streams, for a `log` probe.
+    fn log_followers(&self) -> Vec<probe::log::Follower> {
+        [&self.stdout, &self.stderr]
+            .into_iter()
+            .flatten()
+            .map(|sink| probe::log::Follower::of(sink))
+            .collect()
     }
 
     /// The next health check, an `interval` from now.
@@ -949,11 +954,7 @@ impl ProcessActor {
             }
             // A matching line within the check's budget.
             Probe::Log(pattern) => {
-                let followers: Vec<probe::log::Follower> = [&self.stdout, &self.stderr]
-                    .into_iter()
-                    .flatten()
-                    .map(|sink| probe::log::Follower::of(sink))
-                    .collect();
+                let followers = self.log_followers();
                 let pattern = pattern.clone();
                 let budget = health.timeout;
                 Box::pin(async move {
