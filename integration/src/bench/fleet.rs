@@ -38,6 +38,10 @@ pub struct Program {
     pub restart: Restart,
     pub stdout: Output,
     pub stderr: Output,
+    /// taskmaster-only keys (e.g. `ready:`, `health:`), YAML lines at the
+    /// program's level, appended as they are; supervisord has no
+    /// equivalent, so the scenarios that set this run taskmaster only.
+    pub taskmaster_extra: String,
 }
 
 impl Program {
@@ -52,6 +56,7 @@ impl Program {
             restart: Restart::Unexpected,
             stdout: Output::Default,
             stderr: Output::Default,
+            taskmaster_extra: String::new(),
         }
     }
 
@@ -111,6 +116,9 @@ impl Fleet {
                         yaml_string(&f.to_string_lossy())
                     )),
                 }
+            }
+            for line in p.taskmaster_extra.lines() {
+                y.push_str(&format!("    {line}\n"));
             }
         }
         y.push_str("server:\n  listen: \"127.0.0.1:0\"\n");
@@ -188,11 +196,17 @@ mod tests {
     fn renders_both_configs() {
         let mut p = Program::new("web", &["sleep", "10 0"], 3);
         p.stdout = Output::Null;
+        p.taskmaster_extra = "ready:\n  tcp: 127.0.0.1:9\n".into();
         let fleet = Fleet::new(vec![p]);
         assert_eq!(fleet.instances(), 3);
         let y = fleet.taskmaster_yaml();
         assert!(y.contains("  web:\n    cmd: \"sleep '10 0'\"\n    numprocs: 3\n"));
         assert!(y.contains("    stdout: null\n") && !y.contains("stderr:"));
+        assert!(
+            y.contains("    ready:\n      tcp: 127.0.0.1:9\nserver:"),
+            "{y}"
+        );
+        assert!(!fleet.supervisord_programs().contains("ready"));
         let s = fleet.supervisord_programs();
         assert!(s.starts_with("[program:web]\ncommand=sleep '10 0'\nnumprocs=3\n"));
         assert!(s.contains("stdout_logfile=NONE\n") && s.contains("stderr_logfile=AUTO\n"));

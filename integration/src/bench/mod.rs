@@ -106,6 +106,11 @@ pub trait Daemon {
     fn start_program(&self, program: &str) -> Result<(), BenchError>;
     /// `taskmasterctl status --json` / `supervisorctl status`, timed.
     fn cli_status(&self) -> Result<crate::CmdOutput, BenchError>;
+    /// `taskmasterctl ARGS`, timed; `None` for a daemon whose client this
+    /// harness only drives through the fixed commands (supervisord).
+    fn cli(&self, _args: &[&str]) -> Option<Result<crate::CmdOutput, BenchError>> {
+        None
+    }
     /// `taskmasterctl stop all` / `supervisorctl stop all`, timed.
     fn cli_stop_all(&self) -> Result<crate::CmdOutput, BenchError>;
     /// Writes `fleet` as the config and makes the daemon apply it: SIGHUP

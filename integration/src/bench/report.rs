@@ -276,6 +276,58 @@ fn rows() -> Vec<Row> {
             target: "< 100 ms",
             met: |m| Some(f(m, "status_during_start_max_ms")? < 100.0),
         },
+        Row {
+            scenario: "ready_tcp_1000",
+            label: |p| {
+                format!(
+                    "{} x `listen` binding its port 200 ms after spawn, `tcp` ready probe each: all RUNNING from daemon launch",
+                    p.readiness_n
+                )
+            },
+            cell: |m| {
+                let s = f(m, "all_running_s")?;
+                Some((format!("{s:.3} s"), s))
+            },
+            higher_is_better: false,
+            target: "< 1.5 s",
+            met: |m| Some(f(m, "all_running_s")? < 1.5),
+        },
+        Row {
+            scenario: "health_http_1000",
+            label: |p| {
+                format!(
+                    "{} instances with an `http` health check every 1 s: daemon CPU per wall second ({} s window)",
+                    p.readiness_n,
+                    p.health_window.as_secs()
+                )
+            },
+            cell: |m| {
+                let (cpu, checks) = (f(m, "cpu_s_per_s")?, f(m, "checks_per_s")?);
+                Some((format!("{cpu:.3} s/s ({checks:.0} checks/s)"), cpu))
+            },
+            higher_is_better: false,
+            target: "< 0.05 s/s, no restart",
+            met: |m| Some(f(m, "cpu_s_per_s")? < 0.05 && f(m, "restarted")? == 0.0),
+        },
+        Row {
+            scenario: "ready_start_300ms",
+            label: |p| {
+                format!(
+                    "`taskmasterctl start` of a program ready 300 ms after spawn (`tcp` probe), median of {}",
+                    p.ready_start_reps
+                )
+            },
+            cell: |m| {
+                let ms = f(m, "median_ms")?;
+                Some((format!("{ms:.0} ms"), ms))
+            },
+            higher_is_better: false,
+            target: "300–400 ms",
+            met: |m| {
+                let ms = f(m, "median_ms")?;
+                Some((300.0..=400.0).contains(&ms))
+            },
+        },
     ]
 }
 
@@ -308,7 +360,12 @@ pub fn table(rec: &Recorder, params: &Params, sv_missing: Option<&str>) -> Strin
             }
         };
         let (tm_text, tm_x) = show(tm, None);
-        let (sv_text, sv_x) = show(sv, sv_missing);
+        let (sv_text, sv_x) =
+            if super::scenarios::TASKMASTER_ONLY.contains(&row.scenario) && sv.is_none() {
+                ("n/a (no readiness probes)".to_string(), None)
+            } else {
+                show(sv, sv_missing)
+            };
         let ratio = match (tm_x, sv_x) {
             (Some(t), Some(s)) if t > 0.0 && s > 0.0 => {
                 let r = if row.higher_is_better { t / s } else { s / t };
@@ -371,6 +428,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("| failed: boom / bad | not run |"), "{t}");
+        let mut m = Map::new();
+        m.insert("median_ms".into(), json!(350.0));
+        rec.ok("ready_start_300ms", Impl::Taskmaster, m);
+        let t = table(&rec, &Params::new(true), None);
+        assert!(
+            t.contains("| 350 ms | n/a (no readiness probes) |  | 300–400 ms | yes |"),
+            "{t}"
+        );
         assert!(
             !t.contains("stop all"),
             "rows without records are left out:\n{t}"

@@ -5,14 +5,16 @@
 //! Groups (the names `--only` takes): `restart_latency`, `fleet` (one daemon
 //! with N `sleep`s gives `spawn_all_running`, `daemon_rss`, `idle_cpu`,
 //! `status`, `stop_all`), `stdout_capture`, `crash_loop`, `reload_200`,
-//! `reload_1000`, `scale_10000`. Waiting is always a poll against a deadline;
+//! `reload_1000`, `scale_10000`, and the readiness groups, taskmaster only
+//! (supervisord has no readiness probes): `ready_tcp_1000`,
+//! `health_http_1000`, `ready_start_300ms`. Waiting is always a poll against a deadline;
 //! the only plain sleeps are the measurement windows themselves (idle CPU,
 //! crash loop), where sleeping *is* the measurement.
 
 use super::fleet::{Fleet, Output, Program, Restart};
 use super::report::Recorder;
 use super::sys::{self, median, percentile};
-use super::{BenchError, Daemon, Instance, LAUNCH_DEADLINE, Launcher};
+use super::{BenchError, Daemon, Impl, Instance, LAUNCH_DEADLINE, Launcher};
 use crate::wait_until_every;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -28,7 +30,14 @@ pub const GROUPS: &[&str] = &[
     "reload_200",
     "reload_1000",
     "scale_10000",
+    "ready_tcp_1000",
+    "health_http_1000",
+    "ready_start_300ms",
 ];
+
+/// The groups supervisord cannot run: it has no readiness or health probes
+/// (its column reads n/a).
+pub const TASKMASTER_ONLY: &[&str] = &["ready_tcp_1000", "health_http_1000", "ready_start_300ms"];
 
 /// The scenario names of the `fleet` group (accepted by `--only` too).
 pub const FLEET_SCENARIOS: &[&str] = &[
@@ -60,6 +69,12 @@ pub struct Params {
     pub scale_n: usize,
     /// How long the big fleet may take to come up before we give up.
     pub scale_deadline: Duration,
+    /// Instances of `ready_tcp_1000` and `health_http_1000`.
+    pub readiness_n: usize,
+    /// The steady-state window of `health_http_1000`.
+    pub health_window: Duration,
+    /// `start`s timed by `ready_start_300ms`.
+    pub ready_start_reps: usize,
 }
 
 impl Params {
@@ -82,6 +97,9 @@ impl Params {
             // (fd limit), and waiting longer for it would push the whole
             // run past its 10-minute budget.
             scale_deadline: Duration::from_secs(if quick { 30 } else { 60 }),
+            readiness_n: if quick { 100 } else { 1000 },
+            health_window: Duration::from_secs(if quick { 3 } else { 10 }),
+            ready_start_reps: if quick { 3 } else { 9 },
         }
     }
 }
@@ -92,6 +110,8 @@ pub struct Ctx {
     pub params: Params,
     /// The `stamp` helper.
     pub stamp: PathBuf,
+    /// The `listen` helper (binds a port late, answers HTTP 200).
+    pub listen: PathBuf,
     /// Stamp files and baseline output, removed at the end.
     pub work: tempfile::TempDir,
     /// Spawning `stamp` directly: the floor of any restart latency (ms).
@@ -99,7 +119,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(params: Params, stamp: PathBuf) -> Result<Self, BenchError> {
+    pub fn new(params: Params, stamp: PathBuf, listen: PathBuf) -> Result<Self, BenchError> {
         let work = tempfile::Builder::new()
             .prefix("taskmaster-bench-")
             .tempdir()
@@ -107,6 +127,7 @@ impl Ctx {
         Ok(Ctx {
             params,
             stamp,
+            listen,
             work,
             exec_floor: None,
         })
@@ -124,6 +145,9 @@ impl Ctx {
 /// Runs group `group` against `launcher`, recording into `rec`.
 pub fn run_group(ctx: &mut Ctx, group: &str, launcher: &dyn Launcher, rec: &mut Recorder) {
     let who = launcher.kind();
+    if who == Impl::Supervisord && TASKMASTER_ONLY.contains(&group) {
+        return;
+    }
     let result = match group {
         "restart_latency" => restart_latency(ctx, launcher, rec),
         "fleet" => fleet(ctx, launcher, rec),
@@ -132,6 +156,9 @@ pub fn run_group(ctx: &mut Ctx, group: &str, launcher: &dyn Launcher, rec: &mut 
         "reload_200" => reload(ctx, launcher, rec, "reload_200", ctx.params.reload_small),
         "reload_1000" => reload(ctx, launcher, rec, "reload_1000", ctx.params.reload_big),
         "scale_10000" => scale(ctx, launcher, rec),
+        "ready_tcp_1000" => ready_tcp(ctx, launcher, rec),
+        "health_http_1000" => health_http(ctx, launcher, rec),
+        "ready_start_300ms" => ready_start(ctx, launcher, rec),
         other => Err(BenchError::Failed(format!("no scenario group {other}"))),
     };
     if let Err(e) = result {
@@ -877,6 +904,245 @@ fn nofile_limit() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .ok()
         .map(|(soft, _)| soft)
+}
+
+/// `n` TCP ports of 127.0.0.1 free now, below the ephemeral range: the
+/// daemon's own probe connections take ephemeral source ports, which would
+/// otherwise collide with a port a `listen` has yet to bind.
+fn free_ports(n: usize) -> Result<Vec<u16>, BenchError> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let ports: Vec<u16> = (10_000..low)
+        .filter(|p| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, *p)).is_ok())
+        .take(n)
+        .collect();
+    if ports.len() < n {
+        return Err(BenchError::Failed(format!(
+            "only {} free ports in 10000..{low}, {n} needed",
+            ports.len()
+        )));
+    }
+    Ok(ports)
+}
+
+/// The `tcp` ready probe's interval in these scenarios (the default).
+const READY_INTERVAL_MS: u64 = 100;
+
+/// N programs `listen PORT 200`, each with a `tcp` ready probe on its own
+/// port: from just before the launch to N RUNNING (which no instance can
+/// reach before its port is bound, 200 ms after its spawn).
+fn ready_tcp(ctx: &mut Ctx, launcher: &dyn Launcher, rec: &mut Recorder) -> Result<(), BenchError> {
+    let who = launcher.kind();
+    let n = ctx.params.readiness_n;
+    let listen = ctx.listen.to_string_lossy().into_owned();
+    let programs = free_ports(n)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let mut p = Program::new(format!("r{i:04}"), &[&listen, &port.to_string(), "200"], 1);
+            p.stdout = Output::Null;
+            p.stderr = Output::Null;
+            p.taskmaster_extra = format!(
+                "ready:\n  tcp: 127.0.0.1:{port}\n  interval: {}\n  timeout: 30\n",
+                READY_INTERVAL_MS as f64 / 1000.0
+            );
+            p
+        })
+        .collect();
+    let t0 = Instant::now();
+    let d = launcher.launch(&Fleet::new(programs), LAUNCH_DEADLINE)?;
+    let mut m = come_up(d.as_ref(), n, t0, Duration::from_secs(60))?;
+    m.remove("sleeping_children");
+    m.insert("bind_after_ms".into(), json!(200));
+    m.insert("probe_interval_ms".into(), json!(READY_INTERVAL_MS));
+    rec.ok("ready_tcp_1000", who, m);
+    Ok(())
+}
+
+/// A shared HTTP responder run by the bench (not by the daemon, so that its
+/// CPU is not the daemon's): a few threads accepting on one port, each
+/// answering `200` and counting.
+struct Responder {
+    port: u16,
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    const THREADS: usize = 4;
+
+    fn start() -> Result<Self, BenchError> {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| BenchError::io("cannot bind the HTTP responder", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| BenchError::io("cannot read the responder's port", e))?
+            .port();
+        let served = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..Self::THREADS {
+            let l = listener
+                .try_clone()
+                .map_err(|e| BenchError::io("cannot share the responder's socket", e))?;
+            let (served, stop) = (served.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Ok(conn) = conn
+                        && sys::answer_http_ok(conn).is_ok()
+                    {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        Ok(Responder {
+            port,
+            served,
+            stop,
+            threads,
+        })
+    }
+
+    fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // One connection wakes each thread blocked in accept.
+        for _ in 0..Self::THREADS {
+            let _ = std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, self.port));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// N `sleep`s with an `http` health check every 1 s against one shared
+/// responder: the daemon's CPU per wall second in steady state, the checks
+/// the responder answered meanwhile, and whether any instance restarted.
+fn health_http(
+    ctx: &mut Ctx,
+    launcher: &dyn Launcher,
+    rec: &mut Recorder,
+) -> Result<(), BenchError> {
+    let who = launcher.kind();
+    let n = ctx.params.readiness_n;
+    let window = ctx.params.health_window;
+    let server = Responder::start()?;
+    let mut p = Program::new("h", &["sleep", "100000"], n as u32);
+    p.stdout = Output::Null;
+    p.stderr = Output::Null;
+    p.taskmaster_extra = format!(
+        "health:\n  http: \"http://127.0.0.1:{}/health\"\n  interval: 1\n  timeout: 1\n  failures: 3\n",
+        server.port
+    );
+    let d = launcher.launch(&Fleet::new(vec![p]), LAUNCH_DEADLINE)?;
+    let pid = d.pid();
+    let before = wait_all_running(d.as_ref(), n, Duration::from_secs(60))?;
+    // Past the start-up and the first round of checks: steady state.
+    std::thread::sleep(Duration::from_secs(2));
+    let (c0, r0, t0) = (sys::cpu_ticks(pid), server.served(), Instant::now());
+    std::thread::sleep(window);
+    let (c1, r1, wall) = (sys::cpu_ticks(pid), server.served(), t0.elapsed());
+    let after = d.status()?;
+    drop(d);
+    let (Some(c0), Some(c1)) = (c0, c1) else {
+        return Err(BenchError::Failed("daemon vanished".into()));
+    };
+    let pids = |l: &[Instance]| -> BTreeMap<u32, Option<u32>> {
+        l.iter().map(|i| (i.index, i.pid)).collect()
+    };
+    let (pb, pa) = (pids(&before), pids(&after));
+    let restarted = pb.iter().filter(|(k, v)| pa.get(k) != Some(v)).count();
+    let cpu = (c1 - c0) as f64 / sys::ticks_per_second() as f64;
+    let wall = wall.as_secs_f64();
+    let mut m = Map::new();
+    m.insert("n".into(), json!(n));
+    m.insert("interval_s".into(), json!(1));
+    m.insert("window_s".into(), json!(round3(wall)));
+    m.insert("ticks".into(), json!(c1 - c0));
+    m.insert("cpu_s".into(), json!(round3(cpu)));
+    m.insert("cpu_s_per_s".into(), json!(round3(cpu / wall)));
+    m.insert("checks".into(), json!(r1 - r0));
+    m.insert(
+        "checks_per_s".into(),
+        json!(round3((r1 - r0) as f64 / wall)),
+    );
+    m.insert(
+        "running_after".into(),
+        json!(after.iter().filter(|i| i.running()).count()),
+    );
+    m.insert("restarted".into(), json!(restarted));
+    rec.ok("health_http_1000", who, m);
+    Ok(())
+}
+
+/// `taskmasterctl start` of a program that binds its port 300 ms after its
+/// spawn, `tcp` ready probe: the client's wall time (spawn to exit), median
+/// of several starts, each followed by a `stop`. Also `status`'s wall
+/// time, the client's own cost in that figure.
+fn ready_start(
+    ctx: &mut Ctx,
+    launcher: &dyn Launcher,
+    rec: &mut Recorder,
+) -> Result<(), BenchError> {
+    let who = launcher.kind();
+    let reps = ctx.params.ready_start_reps;
+    let port = free_ports(1)?[0];
+    let listen = ctx.listen.to_string_lossy().into_owned();
+    let mut p = Program::new("late", &[&listen, &port.to_string(), "300"], 1);
+    p.autostart = false;
+    p.stdout = Output::Null;
+    p.stderr = Output::Null;
+    p.taskmaster_extra = format!(
+        "ready:\n  tcp: 127.0.0.1:{port}\n  interval: {}\n  timeout: 10\n",
+        READY_INTERVAL_MS as f64 / 1000.0
+    );
+    let d = launcher.launch(&Fleet::new(vec![p]), LAUNCH_DEADLINE)?;
+    let cli = |args: &[&str]| {
+        d.cli(args)
+            .unwrap_or_else(|| Err(BenchError::Failed("no control client here".into())))
+    };
+    let mut starts = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..reps {
+        starts.push(cli(&["start", "late"])?.elapsed.as_secs_f64() * 1e3);
+        statuses.push(cli(&["status", "late"])?.elapsed.as_secs_f64() * 1e3);
+        cli(&["stop", "late"])?;
+    }
+    drop(d);
+    let mut m = Map::new();
+    m.insert("ready_after_ms".into(), json!(300));
+    m.insert("probe_interval_ms".into(), json!(READY_INTERVAL_MS));
+    m.insert("reps".into(), json!(reps));
+    m.insert("median_ms".into(), json!(median(&starts).map(round3)));
+    m.insert(
+        "min_ms".into(),
+        json!(starts.iter().copied().reduce(f64::min).map(round3)),
+    );
+    m.insert(
+        "max_ms".into(),
+        json!(starts.iter().copied().reduce(f64::max).map(round3)),
+    );
+    m.insert(
+        "status_cli_median_ms".into(),
+        json!(median(&statuses).map(round3)),
+    );
+    rec.ok("ready_start_300ms", who, m);
+    Ok(())
 }
 
 #[cfg(test)]

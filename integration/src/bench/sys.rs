@@ -110,6 +110,29 @@ pub fn loadavg() -> Option<f64> {
         .ok()
 }
 
+/// Answers one connection with an empty `HTTP/1.0 200 OK` and closes it,
+/// after reading the request head (up to a blank line, 4 KiB or 1 s) so
+/// that closing does not reset the connection under an unread request. A
+/// connection closed without a word (a `tcp` probe) is left alone. Used by
+/// the `listen` helper and the bench's shared health responder.
+pub fn answer_http_ok(mut conn: std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        let n = conn.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
 /// Nearest-rank percentile `p` (0..=100) of `sorted`, which must be sorted.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {

@@ -121,6 +121,10 @@ impl Daemon for Taskmaster {
         self.ctl(&["status", "--json"])
     }
 
+    fn cli(&self, args: &[&str]) -> Option<Result<CmdOutput, BenchError>> {
+        Some(self.ctl(args))
+    }
+
     fn cli_stop_all(&self) -> Result<CmdOutput, BenchError> {
         self.ctl(&["stop", "all"])
     }

@@ -1,4 +1,5 @@
-//! `bench`: taskmaster against supervisord on the scenarios of issue 7.
+//! `bench`: taskmaster against supervisord on the scenarios of issue 7
+//! (and, taskmaster only, the readiness rows of issue 13).
 //!
 //! ```text
 //! cargo run --release -p integration --bin bench -- [--quick] [--only LIST]
@@ -6,7 +7,7 @@
 //! ```
 //!
 //! Builds (through cargo, a no-op when fresh) and runs the release
-//! `taskmasterd`, `taskmasterctl` and `stamp`; finds supervisord in
+//! `taskmasterd`, `taskmasterctl`, `stamp` and `listen`; finds supervisord in
 //! `$SUPERVISORD`, `PATH` or `/tmp/sv/bin`, or prints how to install it and
 //! reports "n/a" in its column. Prints one JSON line per figure on stdout as
 //! it goes, progress on stderr, and at the end a Markdown table. Every
@@ -38,7 +39,8 @@ const USAGE: &str =
   --quick      short windows and sizes (~2.5 min with supervisord, 30 s without)
   --only       scenario groups: restart_latency, fleet (= spawn_all_running, daemon_rss,
                idle_cpu, status, stop_all), stdout_capture, crash_loop, reload_200,
-               reload_1000, scale_10000
+               reload_1000, scale_10000, and taskmaster only: ready_tcp_1000,
+               health_http_1000, ready_start_300ms
   --impl       which supervisors to run (default both; supervisord is skipped, n/a,
                when it is not installed)
   --n          instances of the fleet group (default 1000)
@@ -139,7 +141,7 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
     let nofile = sys::raise_fd_limit(WANT_NOFILE);
     let load_start = sys::loadavg();
     eprintln!("bench: building the release binaries (a no-op when fresh)...");
-    let stamp = locate_binaries()?;
+    let (stamp, listen) = locate_binaries()?;
     let stamp_kind = stamp.kind;
 
     let mut launchers: Vec<Box<dyn Launcher>> = Vec::new();
@@ -167,7 +169,7 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
         sv_missing = Some("not asked for (--impl taskmaster)".to_string());
     }
 
-    let mut ctx = Ctx::new(opts.params.clone(), stamp.path).map_err(|e| e.to_string())?;
+    let mut ctx = Ctx::new(opts.params.clone(), stamp.path, listen).map_err(|e| e.to_string())?;
     let mut rec = Recorder::default();
     for group in &opts.groups {
         for launcher in &launchers {
@@ -200,8 +202,9 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
 
 /// Builds `stamp` (and the daemon binaries, for the e2e harness) in release
 /// mode, unless `STAMP_BIN` / `TASKMASTERD_BIN` / `TASKMASTERCTL_BIN` say
-/// where they are. Returns `stamp`.
-fn locate_binaries() -> Result<Stamp, String> {
+/// where they are, and `listen` (the readiness scenarios' late listener,
+/// `LISTEN_BIN`). Returns `stamp` and `listen`.
+fn locate_binaries() -> Result<(Stamp, PathBuf), String> {
     let build = |env: &str, package: &str, bin: &str| -> Result<PathBuf, String> {
         if let Some(p) = std::env::var_os(env) {
             return Ok(PathBuf::from(p));
@@ -218,6 +221,7 @@ fn locate_binaries() -> Result<Stamp, String> {
     };
     let daemon = build("TASKMASTERD_BIN", "supervisor", "taskmasterd")?;
     let ctl = build("TASKMASTERCTL_BIN", "ctl", "taskmasterctl")?;
+    let listen = build("LISTEN_BIN", "integration", "listen")?;
     let stamp = match std::env::var_os("STAMP_BIN") {
         Some(p) => Stamp {
             path: PathBuf::from(p),
@@ -249,7 +253,7 @@ fn locate_binaries() -> Result<Stamp, String> {
         stamp.path.display(),
         stamp.kind
     );
-    Ok(stamp)
+    Ok((stamp, listen))
 }
 
 /// The `stamp` binary the latency scenarios run, and how it was linked.
